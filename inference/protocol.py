@@ -1,0 +1,146 @@
+"""Messages between the language server and the inference worker process.
+
+Plain dataclasses only: this module is imported by the server, which never imports torch.
+Everything here must stay picklable (it crosses a multiprocessing pipe).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from inference.stop_rule import StopRule
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model the worker loads, and where it runs."""
+
+    model: str = "Salesforce/codegen-350M-mono"  # Hub id, local folder, or "bundled"
+    revision: str | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    cuda_graphs: bool = True  # capture the decode step on CUDA
+    cache_slots: int = 4  # one KV cache per document, LRU
+    cache_reuse: bool = True  # reuse the longest common token prefix across requests
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    num_candidates: int = 1
+    seed: int | None = None
+    context_tokens: int = 1536  # prompt budget; capped by n_positions - max_new_tokens
+    stop_rule: StopRule | None = None  # None: stop on EOS / max tokens only (no early stop)
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    request_id: int
+    document: str  # cache key: the document URI
+    prompt: str  # the text before the cursor (the server may already have cut it at a line start)
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+
+
+class StopReason(str, enum.Enum):
+    EOS = "eos"
+    MAX_TOKENS = "max_tokens"
+    STOP_RULE = "stop_rule"  # what follows could not survive post-processing
+    CONTEXT_FULL = "context_full"  # n_positions reached
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    token_ids: tuple[int, ...]
+    text: str  # decoded new tokens, special tokens skipped, before any truncation
+    stop_reason: StopReason
+
+
+@dataclass(frozen=True)
+class Timings:
+    tokens_reused: int = 0  # prompt tokens served from the KV cache
+    tokens_computed: int = 0  # prompt tokens that went through a forward pass
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    forward_passes: int = 0  # model forward calls for this request (prefill + decode steps)
+    tokenize_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    request_id: int
+    candidates: tuple[Candidate, ...]
+    prompt_tokens: int  # tokens in the (windowed) prompt
+    window_start_char: int  # where the prompt window starts inside request.prompt
+    timings: Timings
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+# Worker -> server events (besides CompletionResult / RequestFailed).
+
+
+class ErrorKind(str, enum.Enum):
+    MODEL_NOT_FOUND = "model_not_found"
+    OFFLINE = "offline"
+    CORRUPT_FILE = "corrupt_file"
+    OUT_OF_MEMORY = "out_of_memory"
+    BAD_CONFIG = "bad_config"
+    BAD_REQUEST = "bad_request"
+    WORKER_DIED = "worker_died"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class RequestFailed:
+    request_id: int
+    kind: ErrorKind
+    message: str  # for a human: names the file, key or setting at fault
+
+
+@dataclass(frozen=True)
+class RequestCancelled:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A step of loading the model; `fraction` in [0, 1] when known (download bytes, load steps)."""
+
+    message: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelReady:
+    model: str  # what was asked for
+    resolved: str  # the folder the files came from
+    device: str
+    dtype: str
+    n_positions: int
+    vocab_size: int
+    load_ms: float
+    warning: str | None = None  # e.g. "fell back to the bundled model because ..."
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    kind: ErrorKind
+    message: str
+
+
+WorkerEvent = (
+    CompletionResult | RequestFailed | RequestCancelled | LoadProgress | ModelReady | LoadFailed
+)
