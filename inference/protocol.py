@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from inference.stop_rule import StopRule
+if TYPE_CHECKING:
+    from inference.stop_rule import StopRule
 
 
 @dataclass(frozen=True)

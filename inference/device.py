@@ -1,0 +1,50 @@
+"""Where the model runs and in which precision."""
+
+from __future__ import annotations
+
+import torch
+
+from inference.errors import ModelLoadError
+from inference.protocol import ErrorKind
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX), where bf16 halves the bytes each
+    decode step reads and is measured faster than fp32 (README, "CPU dtype"). Older CPUs emulate bf16 slowly."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto": CUDA when a GPU is present, else the CPU."""
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ModelLoadError(f"device must be one of {', '.join(DEVICES)}, got {device!r}", ErrorKind.BAD_CONFIG)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"device {device!r} was asked for, but this torch ({torch.__version__}) sees no CUDA GPU; "
+            "use device 'auto' or 'cpu'",
+            ErrorKind.BAD_CONFIG,
+        )
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """"auto": float16 on CUDA; on the CPU bfloat16 where the CPU has native bf16, else float32."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}", ErrorKind.BAD_CONFIG)
+    return DTYPES[dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in DTYPES.items() if value == dtype)

@@ -1,0 +1,172 @@
+"""The completion engine: per-document KV cache slots, prefix reuse across keystrokes, candidates, early stop.
+
+A request's prompt is tokenized and windowed; the document's slot holds the tokens whose keys and values are
+cached (the last prompt and what the model generated after it). Only the tokens after the longest common prefix
+go through the model. Greedy results are the same as a run from scratch on the same prompt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from inference.generate import Generation, Sampler, decode_loop, prefill
+from inference.kv_cache import KVCache
+from inference.loading import LoadedModel
+from inference.protocol import (
+    Candidate,
+    CompletionRequest,
+    CompletionResult,
+    GenerationOptions,
+    StopReason,
+    Timings,
+)
+from inference.window import fit_window
+
+ALTERNATIVE_TEMPERATURE = 0.8  # extra candidates of a greedy request are sampled at this temperature
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+@dataclass
+class Slot:
+    cache: KVCache
+    tokens: list[int]  # tokens[i] is the token whose keys/values sit at position i
+
+
+class SlotPool:
+    """One KV cache per document, least recently used evicted first, at most `limit` allocated."""
+
+    def __init__(self, make_cache: Callable[[], KVCache], limit: int) -> None:
+        self._make_cache = make_cache
+        self.limit = max(1, limit)
+        self._slots: OrderedDict[str, Slot] = OrderedDict()
+
+    def get(self, document: str) -> Slot:
+        slot = self._slots.pop(document, None)
+        if slot is None:
+            if len(self._slots) >= self.limit:
+                _, evicted = self._slots.popitem(last=False)
+                slot = Slot(evicted.cache, [])  # reuse the evicted buffers: no new allocation
+            else:
+                slot = Slot(self._make_cache(), [])
+        self._slots[document] = slot
+        return slot
+
+    def forget(self, document: str) -> None:
+        self._slots.pop(document, None)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+class Engine:
+    def __init__(self, loaded: LoadedModel, cache_slots: int = 4, cache_reuse: bool = True,
+                 decode_step_factory: Callable[[KVCache], Callable] | None = None, static_cache: bool = False) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.config = loaded.config
+        self.cache_reuse = cache_reuse
+        self.eos_ids = self.config.eos_token_ids
+        self._decode_step_factory = decode_step_factory
+        self._steps: dict[int, Callable] = {}
+        self.slots = SlotPool(
+            lambda: KVCache(self.config, self.config.n_positions, loaded.dtype, loaded.device, static=static_cache),
+            cache_slots,
+        )
+
+    def budget(self, options: GenerationOptions) -> int:
+        return max(1, min(options.context_tokens, self.config.n_positions - options.max_new_tokens))
+
+    def _step_for(self, cache: KVCache) -> Callable | None:
+        if self._decode_step_factory is None:
+            return None
+        if id(cache) not in self._steps:
+            self._steps[id(cache)] = self._decode_step_factory(cache)
+        return self._steps[id(cache)]
+
+    def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
+        options = request.options
+        t0 = time.perf_counter()
+        prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets, self.budget(options))
+        if not prompt_ids:  # an empty document: start from <|endoftext|>, as CodeGen was trained
+            prompt_ids = [self.config.bos_token_id if self.config.bos_token_id is not None else 0]
+        t1 = time.perf_counter()
+
+        slot = self.slots.get(request.document)
+        reused = common_prefix_length(slot.tokens, prompt_ids) if self.cache_reuse else 0
+        reused = min(reused, len(prompt_ids) - 1)  # the last prompt token runs again: its logits start decoding
+        device = self.loaded.device
+        new = torch.tensor(prompt_ids[reused:], device=device)
+        first_logits = prefill(self.model, new, reused, slot.cache)
+        slot.tokens[reused:] = prompt_ids
+        t2 = time.perf_counter()
+
+        candidates: list[Candidate | None] = [None] * max(1, options.num_candidates)
+        passes = 1
+        # The primary candidate runs last, so that the cache ends up holding what the person is shown.
+        for index in reversed(range(len(candidates))):
+            generation = self._generate(slot, first_logits, len(prompt_ids), options, index, cancelled)
+            passes += generation.forward_passes
+            text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=True)
+            candidates[index] = Candidate(tuple(generation.token_ids), text, generation.stop_reason)
+            if generation.stop_reason == StopReason.CANCELLED:
+                break
+        t3 = time.perf_counter()
+
+        timings = Timings(
+            tokens_reused=reused,
+            tokens_computed=len(prompt_ids) - reused,
+            prefill_ms=(t2 - t1) * 1000,
+            decode_ms=(t3 - t2) * 1000,
+            forward_passes=passes,
+            tokenize_ms=(t1 - t0) * 1000,
+            total_ms=(t3 - t0) * 1000,
+        )
+        return CompletionResult(request.request_id, unique(c for c in candidates if c is not None), len(prompt_ids),
+                                window_start, timings)
+
+    def _generate(self, slot: Slot, first_logits: torch.Tensor, start: int, options: GenerationOptions,
+                  index: int, cancelled: Callable[[], bool] | None) -> Generation:
+        temperature = options.temperature
+        if index > 0 and temperature <= 0:
+            temperature = ALTERNATIVE_TEMPERATURE
+        seed = None if options.seed is None else options.seed + index
+        sampler = Sampler(temperature, options.top_p, seed)
+        del slot.tokens[start:]  # positions >= start are about to be overwritten
+        stop_rule = options.stop_rule
+        on_token = None
+        if stop_rule is not None:
+            decoder = self.tokenizer.stream_decoder(skip_special_tokens=True)
+
+            def on_token(token: int, position: int) -> bool:
+                decoder.push(token)
+                return stop_rule.cut(decoder.text) is not None
+
+        max_new = min(options.max_new_tokens, self.config.n_positions - start)
+        generation = decode_loop(self.model, slot.cache, first_logits, start, max_new, sampler, self.eos_ids,
+                                 on_token, cancelled, self._step_for(slot.cache))
+        fed_all = generation.stop_reason in (StopReason.EOS, StopReason.CANCELLED)
+        slot.tokens.extend(generation.token_ids if fed_all else generation.token_ids[:-1])
+        return generation
+
+
+def unique(candidates) -> tuple[Candidate, ...]:
+    seen: set[str] = set()
+    out = []
+    for candidate in candidates:
+        if candidate.text not in seen:
+            seen.add(candidate.text)
+            out.append(candidate)
+    return tuple(out)

@@ -1,0 +1,119 @@
+"""Finding a model's folder: the bundled model, a local folder, or a Hub id fetched into the Hugging Face cache.
+
+Only the files the engine needs are fetched. `HF_HUB_OFFLINE=1` is honoured by huggingface_hub itself: a model
+already in the cache loads, one that is not fails with ErrorKind.OFFLINE.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from inference.errors import ModelLoadError
+from inference.protocol import ErrorKind
+
+BUNDLED = "bundled"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled"
+DEFAULT_MODEL = "Salesforce/codegen-350M-mono"
+
+CONFIG_AND_TOKENIZER = [
+    "config.json",
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+]
+SAFETENSORS_FILES = ["model.safetensors", "model.safetensors.index.json", "model-*.safetensors"]
+PICKLE_FILES = ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
+
+Progress = Callable[[str, float | None], None]
+
+
+def looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or os.sep in model.replace("/", "", 1) or Path(model).exists()
+
+
+def has_weights(folder: Path) -> bool:
+    return any(any(folder.glob(pattern)) for pattern in SAFETENSORS_FILES + PICKLE_FILES)
+
+
+def progress_tqdm(report: Progress) -> type:
+    """A tqdm class for huggingface_hub that turns its byte counters into `report(message, fraction)` calls."""
+    from tqdm.auto import tqdm
+
+    class ReportingTqdm(tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.pop("name", None)
+            kwargs["file"] = io.StringIO()  # never the terminal: stdout is the LSP channel
+            super().__init__(*args, **kwargs)
+            self._last_report = 0.0
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            now = time.monotonic()
+            if self.unit == "B" and self.total and (now - self._last_report > 0.25 or self.n >= self.total):
+                self._last_report = now
+                report(f"downloading {self.n / 1e6:.0f} / {self.total / 1e6:.0f} MB", min(1.0, self.n / self.total))
+            return shown
+
+    return ReportingTqdm
+
+
+def download(repo_id: str, revision: str | None, report: Progress | None = None) -> Path:
+    """Fetch config, tokenizer and weights of `repo_id` into the Hugging Face cache; safetensors when the repo
+    has them, else pytorch_model.bin (which the loader converts once)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    tqdm_class = progress_tqdm(report) if report else None
+    where = f"{repo_id}" + (f" (revision {revision})" if revision else "")
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER
+                                        + SAFETENSORS_FILES, tqdm_class=tqdm_class))
+        if not has_weights(folder):
+            folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER
+                                            + PICKLE_FILES, tqdm_class=tqdm_class))
+    except GatedRepoError as exc:
+        raise ModelLoadError(f"{where} is gated on the Hugging Face Hub; log in with `hf auth login` ({exc})",
+                             ErrorKind.MODEL_NOT_FOUND) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
+        raise ModelLoadError(f"{where} was not found on the Hugging Face Hub ({type(exc).__name__})",
+                             ErrorKind.MODEL_NOT_FOUND) from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        raise ModelLoadError(
+            f"{where} is not in the Hugging Face cache and cannot be downloaded "
+            f"({'HF_HUB_OFFLINE is set' if os.environ.get('HF_HUB_OFFLINE') else 'the Hub is unreachable'}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            ErrorKind.OFFLINE,
+        ) from None
+    except OSError as exc:  # connection refused, DNS failure, time-outs
+        raise ModelLoadError(f"{where} could not be downloaded: {exc}", ErrorKind.OFFLINE) from None
+    if not has_weights(folder):
+        raise ModelLoadError(f"{where} has no safetensors or pytorch_model.bin weights", ErrorKind.MODEL_NOT_FOUND)
+    return folder
+
+
+def resolve_model_folder(model: str, revision: str | None = None, report: Progress | None = None) -> Path:
+    if model == BUNDLED:
+        folder = BUNDLED_MODEL_DIR
+        if not (folder / "config.json").exists():
+            raise ModelLoadError(f"the bundled model is missing from {folder}", ErrorKind.MODEL_NOT_FOUND)
+        return folder
+    if looks_like_path(model):
+        folder = Path(model).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(f"model folder {folder} does not exist", ErrorKind.MODEL_NOT_FOUND)
+        return folder
+    return download(model, revision, report)

@@ -1,0 +1,102 @@
+"""Loading a CodeGen model and its tokenizer from a folder or the Hub, onto a device, in a dtype."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from inference.config import CodeGenConfig
+from inference.device import dtype_name, resolve_device, resolve_dtype
+from inference.errors import ModelLoadError
+from inference.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
+from inference.layout import check_keys, to_ours
+from inference.model import CodeGen, rotary_tables
+from inference.protocol import ErrorKind, ModelSpec
+from inference.weights import open_weights
+from tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
+
+
+@dataclass
+class LoadedModel:
+    model: CodeGen
+    tokenizer: CodeGenTokenizer
+    config: CodeGenConfig
+    device: torch.device
+    dtype: torch.dtype
+    folder: Path
+    load_ms: float
+    warning: str | None = None  # said once to the person, e.g. that the bundled model stands in
+
+    @property
+    def dtype_name(self) -> str:
+        return dtype_name(self.dtype)
+
+
+def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtype: torch.dtype) -> CodeGen:
+    """Build the model on the meta device and assign the converted tensors: one copy of the weights in memory."""
+    with torch.device("meta"):
+        model = CodeGen(config)
+    with open_weights(folder) as source:
+        check_keys(source.keys(), config, source.description)
+        state = to_ours(lambda key: source.get(key).to(device), config, dtype)
+    model.load_state_dict(state, strict=True, assign=True)
+    if config.tie_word_embeddings:
+        model.lm_head.weight = model.wte.weight
+    cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
+    model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
+    return model.eval().requires_grad_(False)
+
+
+def load_tokenizer(folder: Path, config: CodeGenConfig) -> CodeGenTokenizer:
+    try:
+        tokenizer = CodeGenTokenizer.from_folder(folder)
+    except TokenizerLoadError as exc:
+        raise ModelLoadError(str(exc), ErrorKind.CORRUPT_FILE) from None
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ModelLoadError(
+            f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
+            f"{config.vocab_size}", ErrorKind.BAD_CONFIG)
+    return tokenizer
+
+
+def load_folder(folder: Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    start = time.perf_counter()
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    config = CodeGenConfig.from_file(folder / "config.json")
+    tokenizer = load_tokenizer(folder, config)
+    try:
+        model = load_weights(folder, config, torch_device, torch_dtype)
+    except torch.OutOfMemoryError as exc:
+        raise ModelLoadError(f"out of memory loading {folder} on {torch_device} in {dtype_name(torch_dtype)}: "
+                             f"{str(exc).splitlines()[0]}", ErrorKind.OUT_OF_MEMORY) from None
+    return LoadedModel(model, tokenizer, config, torch_device, torch_dtype, folder,
+                       (time.perf_counter() - start) * 1000)
+
+
+def load(spec: ModelSpec, report: Progress | None = None, fallback_to_bundled: bool = True) -> LoadedModel:
+    """Load `spec.model`. A Hub id that is neither cached nor downloadable falls back to the bundled model (when
+    allowed), with a warning to show the person once."""
+    def step(message: str, fraction: float | None = None) -> None:
+        if report:
+            report(message, fraction)
+
+    step(f"resolving {spec.model}")
+    warning = None
+    try:
+        folder = resolve_model_folder(spec.model, spec.revision, report)
+    except ModelLoadError as exc:
+        is_hub_id = spec.model != BUNDLED and not looks_like_path(spec.model)
+        if not (fallback_to_bundled and is_hub_id and exc.kind == ErrorKind.OFFLINE):
+            raise
+        warning = f"{exc.message}. Using the bundled offline model instead (a small model trained on Python's " \
+                  f"standard library); completions will be weaker than {spec.model or DEFAULT_MODEL}'s."
+        folder = resolve_model_folder(BUNDLED)
+    step(f"loading {folder.name}", None)
+    loaded = load_folder(folder, spec.device, spec.dtype)
+    loaded.warning = warning
+    step("model loaded", 1.0)
+    return loaded
