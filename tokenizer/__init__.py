@@ -2,4 +2,18 @@
 
 from pathlib import Path
 
+from .codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
+from .streaming import StreamingDecoder
+from .truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns, truncate_before_pattern
+
 BUNDLED_TOKENIZER_DIR = Path(__file__).resolve().parent / "data"
+
+__all__ = [
+    "BUNDLED_TOKENIZER_DIR",
+    "DEFAULT_TRUNCATE_BEFORE_PATTERN",
+    "CodeGenTokenizer",
+    "StreamingDecoder",
+    "TokenizerLoadError",
+    "compile_patterns",
+    "truncate_before_pattern",
+]
