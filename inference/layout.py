@@ -104,8 +104,8 @@ def to_ours(get: Callable[[str], Tensor], config: CodeGenConfig, dtype: torch.dt
         "ln_f.bias": tensor("transformer.ln_f.bias"),
         "lm_head.bias": tensor("lm_head.bias"),
     }
-    if not config.tie_word_embeddings:
-        state["lm_head.weight"] = tensor("lm_head.weight")
+    # A tied head is the embedding itself: the same tensor, assigned to both.
+    state["lm_head.weight"] = state["wte.weight"] if config.tie_word_embeddings else tensor("lm_head.weight")
     for i in range(config.n_layer):
         p = f"transformer.h.{i}."
         qkv = tensor(p + "attn.qkv_proj.weight")[order]  # (3E, E)

@@ -43,8 +43,6 @@ def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtyp
         check_keys(source.keys(), config, source.description)
         state = to_ours(lambda key: source.get(key).to(device), config, dtype)
     model.load_state_dict(state, strict=True, assign=True)
-    if config.tie_word_embeddings:
-        model.lm_head.weight = model.wte.weight
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
     return model.eval().requires_grad_(False)

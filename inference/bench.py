@@ -1,0 +1,151 @@
+"""Engine benchmark: prefill and decode, ours against transformers in the same run (a command, never a test).
+
+    codegen-lsp bench engine [--dtypes float32,bfloat16] [--prefill 1024] [--decode 32] [--repeats 3]
+
+A CodeGen-350M-shaped model with random weights (transformers builds it, both engines load the same file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from inference.device import DTYPES
+
+CODEGEN_350M_SHAPE = dict(
+    vocab_size=51200, n_positions=2048, n_ctx=2048, n_embd=1024, n_layer=20, n_head=16, rotary_dim=32,
+    activation_function="gelu_new", tie_word_embeddings=False,
+)
+MEMORY_BANDWIDTH_GBS = 52.0  # measured on this machine with a torch sum (shared/ORACLE.md)
+
+
+def median_time(fn: Callable[[], None], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def random_checkpoint(folder: Path, seed: int = 0) -> Path:
+    """A CodeGen-350M-shaped checkpoint with random weights, in the Hub layout (model.safetensors)."""
+    import shutil
+
+    from inference.config import CodeGenConfig
+    from inference.export import save_checkpoint
+    from inference.model import CodeGen, init_weights
+    from tokenizer import BUNDLED_TOKENIZER_DIR
+
+    if (folder / "model.safetensors").exists():
+        return folder
+    torch.manual_seed(seed)
+    model = CodeGen(CodeGenConfig(**{k: v for k, v in CODEGEN_350M_SHAPE.items() if k != "n_ctx"}))
+    init_weights(model)
+    save_checkpoint(model, folder)
+    for file in BUNDLED_TOKENIZER_DIR.iterdir():
+        shutil.copy(file, folder / file.name)
+    return folder
+
+
+def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int):
+    from inference.generate import Sampler, decode_loop, prefill
+    from inference.kv_cache import KVCache
+    from inference.loading import load_folder
+
+    loaded = load_folder(folder, "cpu", dtype)
+    model, config = loaded.model, loaded.config
+    cache = KVCache(config, config.n_positions, loaded.dtype, "cpu")
+
+    def run_prefill() -> torch.Tensor:
+        return prefill(model, prompt, 0, cache)
+
+    def run_decode() -> None:
+        logits = run_prefill_short()
+        decode_loop(model, cache, logits, 8, n_decode, Sampler(), eos_ids=())
+
+    def run_prefill_short() -> torch.Tensor:
+        return prefill(model, prompt[:8], 0, cache)
+
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return run_prefill, run_decode, param_bytes
+
+
+def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int):
+    from transformers import CodeGenForCausalLM, DynamicCache
+
+    model = CodeGenForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype]).eval()
+
+    @torch.inference_mode()
+    def run_prefill() -> None:
+        model(prompt[None], cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+
+    @torch.inference_mode()
+    def run_decode() -> None:
+        out = model(prompt[None, :8], cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+        cache, token = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+        for _ in range(n_decode - 1):
+            out = model(token, cache=cache, use_cache=True)
+            cache, token = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+
+    return run_prefill, run_decode
+
+
+def engine_benchmark(args: argparse.Namespace) -> str:
+    torch.set_num_threads(args.threads)
+    folder = random_checkpoint(Path(args.workdir) / "codegen-350M-random")
+    prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
+    rows = []
+    for dtype in args.dtypes.split(","):
+        ours_prefill, ours_decode, param_bytes = ours_runner(folder, dtype, prompt, args.decode)
+        ref_prefill, ref_decode = transformers_runner(folder, dtype, prompt, args.decode)
+        # Prefill and decode of both engines alternate, so drift on a shared machine hits both alike.
+        results = {}
+        for name, fn in (("ours prefill", ours_prefill), ("hf prefill", ref_prefill),
+                         ("ours decode", ours_decode), ("hf decode", ref_decode)):
+            results[name] = median_time(fn, args.repeats)
+        # decode time excludes the 8-token prefill that seeds it (measured once, small)
+        ours_tok_s = args.decode / results["ours decode"]
+        hf_tok_s = args.decode / results["hf decode"]
+        bandwidth = ours_tok_s * param_bytes / 1e9 / MEMORY_BANDWIDTH_GBS
+        rows.append((dtype, results["ours prefill"], results["hf prefill"], ours_tok_s, hf_tok_s, bandwidth))
+        del ours_prefill, ours_decode, ref_prefill, ref_decode
+    lines = [
+        f"CodeGen-350M shape, random weights, CPU, {args.threads} threads, prefill {args.prefill} tokens, "
+        f"decode {args.decode} tokens, median of {args.repeats}",
+        "",
+        "| dtype | prefill ours (s) | prefill transformers (s) | prefill speed-up | decode ours (tok/s) "
+        "| decode transformers (tok/s) | decode speed-up | weight bandwidth used |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dtype, ours_p, hf_p, ours_d, hf_d, bw in rows:
+        lines.append(f"| {dtype} | {ours_p:.2f} | {hf_p:.2f} | {hf_p / ours_p:.2f}x | {ours_d:.1f} | {hf_d:.1f} "
+                     f"| {ours_d / hf_d:.2f}x | {bw:.0%} of {MEMORY_BANDWIDTH_GBS:.0f} GB/s |")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--prefill", type=int, default=1024)
+    parser.add_argument("--decode", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_arguments(parser)
+    print(engine_benchmark(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

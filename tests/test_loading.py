@@ -1,0 +1,220 @@
+"""Loading: every bad input gives one clear error naming the file or key; the Hub path honours HF_HUB_OFFLINE."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from inference.errors import ConfigError, ModelLoadError
+from inference.hub import resolve_model_folder
+from inference.loading import load, load_folder
+from inference.protocol import ErrorKind, ModelSpec
+from inference.weights import converted_path
+from tests.checkpoints import write_checkpoint
+
+
+@pytest.fixture
+def model_dir(tiny_model_dir, tmp_path) -> Path:
+    """A private copy of the tiny checkpoint that a test may damage."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+
+
+def load_error(folder: Path) -> ModelLoadError:
+    with pytest.raises(ModelLoadError) as info:
+        load_folder(folder, "cpu", "float32")
+    return info.value
+
+
+def edit_config(folder: Path, **changes) -> None:
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
+
+
+def test_missing_folder_names_it(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist") as info:
+        load(ModelSpec(model=str(tmp_path / "nowhere"), device="cpu", dtype="float32"))
+    assert info.value.kind == ErrorKind.MODEL_NOT_FOUND
+
+
+def test_missing_config_names_the_file(model_dir):
+    (model_dir / "config.json").unlink()
+    assert "config.json" in load_error(model_dir).message
+
+
+def test_config_that_is_not_json_names_the_file(model_dir):
+    (model_dir / "config.json").write_text("{ not json")
+    error = load_error(model_dir)
+    assert isinstance(error, ConfigError) and "config.json" in error.message and "JSON" in error.message
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"activation_function": "swiglu"}, "activation_function"),
+        ({"rotary_dim": None}, "rotary_dim"),
+        ({"rotary_dim": 3}, "rotary_dim"),
+        ({"n_head": 6, "n_embd": 60}, "n_head"),
+        ({"n_embd": 65}, "n_embd"),
+        ({"model_type": "gptj"}, "model_type"),
+        ({"vocab_size": "many"}, "vocab_size"),
+        ({"eos_token_id": 10**9}, "token id"),
+    ],
+)
+def test_unsupported_config_values_are_named(model_dir, changes, named):
+    edit_config(model_dir, **changes)
+    error = load_error(model_dir)
+    assert error.kind == ErrorKind.BAD_CONFIG
+    assert named in error.message
+
+
+def test_no_weights_at_all(model_dir):
+    (model_dir / "model.safetensors").unlink()
+    error = load_error(model_dir)
+    assert error.kind == ErrorKind.MODEL_NOT_FOUND and "no weights" in error.message
+
+
+def test_truncated_safetensors_names_the_file(model_dir):
+    path = model_dir / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    error = load_error(model_dir)
+    assert "model.safetensors" in error.message and error.kind == ErrorKind.CORRUPT_FILE
+
+
+def test_garbage_safetensors_names_the_file(model_dir):
+    (model_dir / "model.safetensors").write_bytes(b"\x00\x01garbage" * 100)
+    assert "model.safetensors" in load_error(model_dir).message
+
+
+def test_missing_key_is_named(model_dir):
+    path = model_dir / "model.safetensors"
+    state = load_file(path)
+    del state["transformer.h.1.mlp.fc_in.bias"]
+    save_file(state, path)
+    assert "transformer.h.1.mlp.fc_in.bias" in load_error(model_dir).message
+
+
+def test_unexpected_key_is_named(model_dir):
+    path = model_dir / "model.safetensors"
+    state = load_file(path)
+    state["transformer.h.7.attn.qkv_proj.weight"] = torch.zeros(3)
+    save_file(state, path)
+    assert "transformer.h.7.attn.qkv_proj.weight" in load_error(model_dir).message
+
+
+def test_shape_mismatch_is_named_with_both_shapes(model_dir):
+    path = model_dir / "model.safetensors"
+    state = load_file(path)
+    state["transformer.h.0.mlp.fc_out.bias"] = torch.zeros(7)
+    save_file(state, path)
+    message = load_error(model_dir).message
+    assert "transformer.h.0.mlp.fc_out.bias" in message and "(64,)" in message and "(7,)" in message
+
+
+def test_sharded_index_naming_a_missing_shard(hf_tiny, tmp_path):
+    folder = write_checkpoint(tmp_path / "sharded", hf_tiny, "sharded")
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    assert "model-00002-of-00002.safetensors" in load_error(folder).message
+
+
+def test_missing_tokenizer_is_named(model_dir):
+    for name in ("vocab.json", "merges.txt"):
+        (model_dir / name).unlink()
+    error = load_error(model_dir)
+    assert str(model_dir) in error.message and "vocab.json" in error.message
+
+
+class NotATensor:
+    """A pickled object of an arbitrary class: what a malicious pytorch_model.bin would carry."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_pickle_with_arbitrary_objects_is_refused(model_dir):
+    (model_dir / "model.safetensors").unlink()
+    torch.save({"transformer.wte.weight": NotATensor()}, model_dir / "pytorch_model.bin", pickle_module=pickle)
+    error = load_error(model_dir)
+    assert "pytorch_model.bin" in error.message and "weights_only" in error.message
+
+
+def test_truncated_pytorch_bin_is_named(hf_tiny, tmp_path):
+    folder = write_checkpoint(tmp_path / "bin", hf_tiny, "bin")
+    path = folder / "pytorch_model.bin"
+    path.write_bytes(path.read_bytes()[:1000])
+    assert "pytorch_model.bin" in load_error(folder).message
+
+
+def test_pytorch_bin_is_converted_once_into_our_cache(hf_tiny, tmp_path):
+    folder = write_checkpoint(tmp_path / "bin", hf_tiny, "bin")
+    load_folder(folder, "cpu", "float32")
+    converted = converted_path([folder / "pytorch_model.bin"])
+    assert converted.exists()
+    assert not any(k.endswith("causal_mask") for k in load_file(converted))  # old buffers dropped
+    stamp = converted.stat().st_mtime_ns
+    load_folder(folder, "cpu", "float32")
+    assert converted.stat().st_mtime_ns == stamp  # the second load maps the converted file
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in (tmp_path / "bin").iterdir())
+
+
+def test_hub_id_not_cached_while_offline_is_a_clear_offline_error():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    with pytest.raises(ModelLoadError) as info:
+        resolve_model_folder("Salesforce/codegen-350M-mono")
+    assert info.value.kind == ErrorKind.OFFLINE
+    assert "Salesforce/codegen-350M-mono" in info.value.message and "HF_HUB_OFFLINE" in info.value.message
+
+
+def seed_hub_cache(source: Path, repo_id: str, commit: str = "0" * 40) -> Path:
+    """Place a checkpoint in the Hugging Face cache exactly as huggingface_hub lays it out."""
+    cache = Path(os.environ["HF_HUB_CACHE"]) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = cache / "snapshots" / commit
+    shutil.copytree(source, snapshot, dirs_exist_ok=True)
+    (cache / "refs").mkdir(parents=True, exist_ok=True)
+    (cache / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def test_hub_id_in_the_cache_loads_offline(tiny_model_dir):
+    snapshot = seed_hub_cache(tiny_model_dir, "test-org/codegen-tiny")
+    assert resolve_model_folder("test-org/codegen-tiny") == snapshot
+    loaded = load(ModelSpec(model="test-org/codegen-tiny", device="cpu", dtype="float32"))
+    assert loaded.folder == snapshot and loaded.warning is None
+
+
+def test_hub_cache_with_only_pytorch_bin_loads_offline(hf_tiny, tmp_path):
+    folder = write_checkpoint(tmp_path / "bin", hf_tiny, "bin")
+    seed_hub_cache(folder, "test-org/codegen-tiny-bin")
+    loaded = load(ModelSpec(model="test-org/codegen-tiny-bin", device="cpu", dtype="float32"))
+    assert loaded.config.n_layer == hf_tiny.config.n_layer
+
+
+def test_unknown_revision_offline_is_reported(tiny_model_dir):
+    seed_hub_cache(tiny_model_dir, "test-org/codegen-rev")
+    with pytest.raises(ModelLoadError) as info:
+        resolve_model_folder("test-org/codegen-rev", revision="v9")
+    assert "v9" in info.value.message
+
+
+def test_default_model_falls_back_to_the_bundled_model_when_offline():
+    from inference.hub import BUNDLED_MODEL_DIR
+
+    if not (BUNDLED_MODEL_DIR / "config.json").exists():
+        pytest.skip("the bundled model is not built in this checkout")
+    loaded = load(ModelSpec(device="cpu", dtype="float32"))
+    assert loaded.folder == BUNDLED_MODEL_DIR
+    assert "bundled" in loaded.warning and "Salesforce/codegen-350M-mono" in loaded.warning
+
+
+def test_no_fallback_for_a_local_folder(tmp_path):
+    with pytest.raises(ModelLoadError):
+        load(ModelSpec(model=str(tmp_path / "missing"), device="cpu", dtype="float32"))
