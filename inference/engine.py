@@ -25,7 +25,7 @@ from inference.protocol import (
     StopReason,
     Timings,
 )
-from inference.window import fit_window
+from inference.window import WINDOW_CHUNK_TOKENS, fit_window
 
 ALTERNATIVE_TEMPERATURE = 0.8  # extra candidates of a greedy request are sampled at this temperature
 
@@ -78,6 +78,7 @@ class Engine:
         self.tokenizer = loaded.tokenizer
         self.config = loaded.config
         self.cache_reuse = cache_reuse
+        self.window_chunk = WINDOW_CHUNK_TOKENS
         self.eos_ids = self.config.eos_token_ids
         self._decode_step_factory = decode_step_factory
         self._steps: dict[int, Callable] = {}
@@ -99,7 +100,8 @@ class Engine:
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
         options = request.options
         t0 = time.perf_counter()
-        prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets, self.budget(options))
+        prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets, self.budget(options),
+                                              self.window_chunk)
         if not prompt_ids:  # an empty document: start from <|endoftext|>, as CodeGen was trained
             prompt_ids = [self.config.bos_token_id if self.config.bos_token_id is not None else 0]
         t1 = time.perf_counter()

@@ -28,11 +28,13 @@ match in "xab" but one at 1 in "xabc"; `x$` matches "x" but not "xy". So a match
 every position it, or any earlier match, could depend on is known. Each pattern gets a *reach*: an upper
 bound on how many characters past a match start the regex engine can look (match width plus what `$`,
 `\\b` and lookaheads peek at), computed from the parsed pattern. A match at `m` is declared once
-`m + reach` characters are known; this also settles every earlier start. The defaults have reaches 1, 13,
-3, 3 and 3, so they are declared as soon as the text passes them. Patterns whose reach is unbounded
-(`\\s*`, `.+`, `\\Z`, backreferences, unbounded lookaheads) are never declared early: the worker then
-stops at the structural cut, a second top-level `def`/`print`, EOS or the token limit, and the server's
-`final_cut` still applies them exactly. Runtime code here must not import torch.
+`m + reach` characters are known; that also settles every earlier start. An earlier start that could still
+match holds it back, except that starts whose known characters contradict the pattern's literal prefix
+are ruled out. The defaults are literals (reaches 1, 13, 3, 3 and 3), so their matches are declared as
+soon as they are complete. Patterns with unbounded reach (`\\s*`, `.+`, `\\Z`, backreferences, unbounded
+lookaheads) are never declared early: the worker then stops at the structural cut, a second top-level
+`def`/`print`, EOS or the token limit, and the server's `final_cut` still applies them exactly. Runtime
+code here must not import torch.
 """
 
 from __future__ import annotations

@@ -1,0 +1,233 @@
+"""The engine: KV-cache reuse across keystrokes is exact, computes only new tokens, and stops early."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inference.engine import Engine, common_prefix_length
+from inference.protocol import CompletionRequest, GenerationOptions, StopReason
+from inference.stop_rule import StopRule
+
+SOURCE = '''import os
+import sys
+
+
+def read_config(path):
+    """Read a config file and return a dict."""
+    result = {}
+    with open(path) as handle:
+        for line in handle:
+            key, _, value = line.partition("=")
+            result[key.strip()] = value.strip()
+    return result
+
+
+class Cache:
+    def __init__(self, size):
+        self.size = size
+        self.items = {}
+
+    def get(self, key):
+        return self.items.get(key)
+'''
+OPTIONS = GenerationOptions(max_new_tokens=8, context_tokens=120)
+
+
+@pytest.fixture
+def engines(tiny_loaded):
+    reuse, scratch = Engine(tiny_loaded, cache_slots=2), Engine(tiny_loaded, cache_reuse=False)
+    for engine in (reuse, scratch):
+        engine.window_chunk = 32  # the tiny model has 256 positions: slide in small chunks
+    return reuse, scratch
+
+
+def ask(engine: Engine, prompt: str, document: str = "file:///a.py", options: GenerationOptions = OPTIONS):
+    return engine.complete(CompletionRequest(1, document, prompt, options))
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([1, 2, 3], [1, 2, 4]) == 2
+    assert common_prefix_length([], [1]) == 0
+    assert common_prefix_length([1, 2], [1, 2, 3]) == 2
+
+
+def test_a_keystroke_computes_only_the_new_tokens(engines):
+    reuse, _ = engines
+    first = ask(reuse, SOURCE[:200])
+    assert first.timings.tokens_reused == 0
+    second = ask(reuse, SOURCE[:203])
+    assert second.timings.tokens_reused >= first.prompt_tokens - 2
+    assert second.timings.tokens_computed <= 3
+
+
+def test_asking_again_for_the_same_prompt_recomputes_one_token(engines):
+    reuse, _ = engines
+    first = ask(reuse, SOURCE[:150])
+    again = ask(reuse, SOURCE[:150])
+    assert again.timings.tokens_computed == 1
+    assert again.candidates == first.candidates
+
+
+def test_typing_the_suggestion_reuses_the_generated_tokens(engines):
+    """The slot keeps what the model generated, so accepting/typing it costs (almost) nothing."""
+    reuse, _ = engines
+    prompt = SOURCE[:180]
+    first = ask(reuse, prompt)
+    typed = prompt + first.candidates[0].text
+    if reuse.tokenizer.encode(typed)[: first.prompt_tokens] != reuse.tokenizer.encode(prompt):
+        pytest.skip("the suggestion re-tokenizes across the boundary")
+    second = ask(reuse, typed)
+    assert second.timings.tokens_computed <= 2
+
+
+def test_reuse_off_recomputes_everything(engines):
+    _, scratch = engines
+    ask(scratch, SOURCE[:200])
+    second = ask(scratch, SOURCE[:203])
+    assert second.timings.tokens_reused == 0
+    assert second.timings.tokens_computed == second.prompt_tokens
+
+
+def test_documents_have_their_own_slots_and_the_least_recent_is_evicted(engines):
+    reuse, _ = engines  # two slots
+    ask(reuse, SOURCE[:100], "file:///a.py")
+    ask(reuse, SOURCE[:100], "file:///b.py")
+    assert ask(reuse, SOURCE[:100], "file:///a.py").timings.tokens_reused > 0
+    ask(reuse, SOURCE[:100], "file:///c.py")  # evicts b
+    assert ask(reuse, SOURCE[:100], "file:///b.py").timings.tokens_reused == 0
+
+
+def test_an_empty_document_still_completes(engines):
+    reuse, _ = engines
+    result = ask(reuse, "")
+    assert result.prompt_tokens == 1 and result.candidates
+
+
+def test_a_long_prompt_is_windowed_to_the_budget(engines):
+    reuse, _ = engines
+    long_prompt = SOURCE * 8
+    result = ask(reuse, long_prompt)
+    assert result.prompt_tokens <= OPTIONS.context_tokens
+    assert result.window_start_char > 0 and long_prompt[result.window_start_char - 1] == "\n"
+
+
+def test_cancellation_stops_decoding_at_the_next_step(engines):
+    reuse, _ = engines
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    result = reuse.complete(CompletionRequest(1, "d", SOURCE[:100], GenerationOptions(max_new_tokens=50)),
+                            cancelled)
+    assert result.candidates[0].stop_reason == StopReason.CANCELLED
+    assert len(result.candidates[0].token_ids) == 3
+    after = ask(reuse, SOURCE[:100], "d")  # the slot stays consistent after a cancel
+    assert after.timings.tokens_computed == 1
+
+
+def test_several_candidates_come_back_distinct_with_the_greedy_one_first(engines):
+    reuse, scratch = engines
+    options = GenerationOptions(max_new_tokens=8, num_candidates=3, seed=7)
+    result = ask(reuse, SOURCE[:200], options=options)
+    greedy = ask(scratch, SOURCE[:200])
+    assert result.candidates[0].token_ids == greedy.candidates[0].token_ids
+    assert len({c.text for c in result.candidates}) == len(result.candidates) >= 2
+
+
+def test_sampling_with_a_seed_is_reproducible(engines):
+    reuse, scratch = engines
+    options = GenerationOptions(max_new_tokens=10, temperature=0.9, top_p=0.9, seed=123)
+    assert ask(reuse, SOURCE[:150], options=options).candidates == ask(scratch, SOURCE[:150],
+                                                                       options=options).candidates
+
+
+def test_early_stop_runs_fewer_forward_passes_for_the_same_final_completion(engines):
+    """Decoding stops once what follows cannot survive post-processing; the cut text is unchanged."""
+    reuse, scratch = engines
+    long_options = GenerationOptions(max_new_tokens=40, context_tokens=120)
+    full = ask(scratch, SOURCE[:220], options=long_options)
+    text = full.candidates[0].text
+    assert len(text) > 12
+    # A truncation pattern that the model's own output hits about a third of the way in.
+    pattern = re.escape(text[len(text) // 3 : len(text) // 3 + 2])
+    rule = StopRule(patterns=(pattern,))
+    early = ask(reuse, SOURCE[:220], options=GenerationOptions(max_new_tokens=40, context_tokens=120,
+                                                               stop_rule=rule))
+    assert early.candidates[0].stop_reason == StopReason.STOP_RULE
+    assert early.timings.forward_passes < full.timings.forward_passes
+    assert rule.final_cut(early.candidates[0].text) == rule.final_cut(text)
+    assert early.candidates[0].text[: rule.final_cut(text)] == text[: rule.final_cut(text)]
+
+
+# --- exactness under random editing -------------------------------------------------------------------------
+
+EDIT = st.one_of(
+    st.tuples(st.just("type"), st.text(alphabet="abcdefxyz_ ()=:.,'\n", min_size=1, max_size=4)),
+    st.tuples(st.just("backspace"), st.integers(1, 6)),
+    st.tuples(st.just("paste"), st.integers(0, len(SOURCE) - 1), st.integers(20, 400)),
+    st.tuples(st.just("undo")),
+    st.tuples(st.just("jump"), st.integers(0, 10_000)),
+    st.tuples(st.just("switch")),
+    st.tuples(st.just("slide"), st.integers(1, 3)),
+)
+
+
+class Editor:
+    """A document with a cursor; the prompt is the text before the cursor."""
+
+    def __init__(self) -> None:
+        self.docs = {"file:///a.py": [SOURCE, 150], "file:///b.py": [SOURCE[::-1].swapcase(), 90]}
+        self.current = "file:///a.py"
+        self.history: list[tuple[str, int]] = []
+
+    def apply(self, edit: tuple) -> None:
+        text, cursor = self.docs[self.current]
+        self.history.append((text, cursor))
+        kind = edit[0]
+        if kind == "type":
+            text, cursor = text[:cursor] + edit[1] + text[cursor:], cursor + len(edit[1])
+        elif kind == "backspace":
+            removed = min(edit[1], cursor)
+            text, cursor = text[: cursor - removed] + text[cursor:], cursor - removed
+        elif kind == "paste":
+            chunk = SOURCE[edit[1] : edit[1] + edit[2]]
+            text, cursor = text[:cursor] + chunk + text[cursor:], cursor + len(chunk)
+        elif kind == "undo" and len(self.history) > 1:
+            self.history.pop()
+            text, cursor = self.history.pop()
+        elif kind == "jump":
+            line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+            cursor = line_starts[edit[1] % len(line_starts)]
+        elif kind == "switch":
+            self.current = "file:///b.py" if self.current == "file:///a.py" else "file:///a.py"
+            return
+        elif kind == "slide":  # a large paste that pushes the window forward
+            chunk = SOURCE * edit[1]
+            text, cursor = text[:cursor] + chunk + text[cursor:], cursor + len(chunk)
+        self.docs[self.current] = [text, cursor]
+
+    @property
+    def prompt(self) -> str:
+        text, cursor = self.docs[self.current]
+        return text[:cursor]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(EDIT, min_size=1, max_size=10))
+def test_greedy_tokens_with_reuse_equal_a_run_from_scratch_under_any_edit_sequence(tiny_loaded, edits):
+    reuse, scratch = Engine(tiny_loaded, cache_slots=2), Engine(tiny_loaded, cache_reuse=False)
+    reuse.window_chunk = scratch.window_chunk = 32
+    editor = Editor()
+    for edit in edits:
+        editor.apply(edit)
+        with_reuse = ask(reuse, editor.prompt, editor.current)
+        from_scratch = ask(scratch, editor.prompt, editor.current)
+        assert with_reuse.candidates[0].token_ids == from_scratch.candidates[0].token_ids, edit
+        assert with_reuse.prompt_tokens == from_scratch.prompt_tokens
+        assert with_reuse.timings.tokens_computed <= from_scratch.timings.tokens_computed
