@@ -81,21 +81,19 @@ class Engine:
         self.window_chunk = WINDOW_CHUNK_TOKENS
         self.eos_ids = self.config.eos_token_ids
         self._decode_step_factory = decode_step_factory
-        self._steps: dict[int, Callable] = {}
-        self.slots = SlotPool(
-            lambda: KVCache(self.config, self.config.n_positions, loaded.dtype, loaded.device, static=static_cache),
-            cache_slots,
-        )
+        self._static_cache = static_cache
+        self._steps: dict[int, Callable] = {}  # id(cache) -> its captured decode step
+        self.slots = SlotPool(self._new_cache, cache_slots)
 
     def budget(self, options: GenerationOptions) -> int:
         return max(1, min(options.context_tokens, self.config.n_positions - options.max_new_tokens))
 
-    def _step_for(self, cache: KVCache) -> Callable | None:
-        if self._decode_step_factory is None:
-            return None
-        if id(cache) not in self._steps:
+    def _new_cache(self) -> KVCache:
+        cache = KVCache(self.config, self.config.n_positions, self.loaded.dtype, self.loaded.device,
+                        static=self._static_cache)
+        if self._decode_step_factory is not None:  # captured while the cache is still empty
             self._steps[id(cache)] = self._decode_step_factory(cache)
-        return self._steps[id(cache)]
+        return cache
 
     def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
         options = request.options
@@ -158,7 +156,7 @@ class Engine:
 
         max_new = min(options.max_new_tokens, self.config.n_positions - start)
         generation = decode_loop(self.model, slot.cache, first_logits, start, max_new, sampler, self.eos_ids,
-                                 on_token, cancelled, self._step_for(slot.cache))
+                                 on_token, cancelled, self._steps.get(id(slot.cache)))
         fed_all = generation.stop_reason in (StopReason.EOS, StopReason.CANCELLED)
         slot.tokens.extend(generation.token_ids if fed_all else generation.token_ids[:-1])
         return generation

@@ -143,6 +143,16 @@ class LoadFailed:
     message: str
 
 
+@dataclass(frozen=True)
+class WorkerExited:
+    """The worker process ended unexpectedly (crash, OOM kill, kill -9); the client restarts it with backoff."""
+
+    exit_code: int | None
+    message: str
+    restarting: bool
+    restart_in_s: float = 0.0
+
+
 WorkerEvent = (
-    CompletionResult | RequestFailed | RequestCancelled | LoadProgress | ModelReady | LoadFailed
+    CompletionResult | RequestFailed | RequestCancelled | LoadProgress | ModelReady | LoadFailed | WorkerExited
 )

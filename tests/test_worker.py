@@ -1,0 +1,151 @@
+"""The worker process and its asyncio client: answers, supersession, cancellation, crashes and load failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from inference.client import EngineClient, EngineError, RequestCancelledError
+from inference.protocol import (
+    CompletionRequest,
+    ErrorKind,
+    GenerationOptions,
+    LoadFailed,
+    LoadProgress,
+    ModelReady,
+    ModelSpec,
+    WorkerExited,
+)
+
+PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n"
+FAST_RESTARTS = (0.1, 0.2, 0.4)
+
+
+def spec_for(folder, **changes) -> ModelSpec:
+    return ModelSpec(model=str(folder), device="cpu", dtype="float32", **changes)
+
+
+@pytest.fixture
+async def client(tiny_model_dir):
+    events: list = []
+    engine = EngineClient(spec_for(tiny_model_dir), on_event=events.append, restart_delays=FAST_RESTARTS)
+    engine.events = events
+    await engine.start()
+    await engine.wait_ready(timeout=120)
+    yield engine
+    await engine.stop()
+
+
+def request(request_id: int, document: str = "file:///a.py", prompt: str = PROMPT, max_new_tokens: int = 6):
+    return CompletionRequest(request_id, document, prompt, GenerationOptions(max_new_tokens=max_new_tokens))
+
+
+async def test_a_request_is_answered_with_the_engines_completion(client, tiny_loaded):
+    from inference.engine import Engine
+
+    result = await client.complete(request(1))
+    expected = Engine(tiny_loaded).complete(request(1))
+    assert result.candidates[0].token_ids == expected.candidates[0].token_ids
+    assert result.request_id == 1 and result.prompt_tokens == expected.prompt_tokens
+
+
+async def test_load_progress_and_ready_are_reported(client):
+    assert any(isinstance(e, LoadProgress) for e in client.events)
+    ready = [e for e in client.events if isinstance(e, ModelReady)]
+    assert len(ready) == 1 and ready[0].device == "cpu" and ready[0].dtype == "float32"
+    assert client.state == "ready"
+
+
+async def test_the_second_keystroke_reuses_the_cache_in_the_worker(client):
+    await client.complete(request(1))
+    second = await client.complete(request(2, prompt=PROMPT + "    r"))
+    assert second.timings.tokens_reused > 0 and second.timings.tokens_computed <= 2
+
+
+async def test_a_newer_request_for_the_same_document_supersedes_the_older(client):
+    older = asyncio.create_task(client.complete(request(1, max_new_tokens=200)))
+    await asyncio.sleep(0.05)
+    newer = await client.complete(request(2, prompt=PROMPT + "    "))
+    with pytest.raises(RequestCancelledError):
+        await older
+    assert newer.request_id == 2
+
+
+async def test_requests_for_other_documents_are_all_answered(client):
+    results = await asyncio.gather(*(client.complete(request(i, f"file:///{i}.py")) for i in range(4)))
+    assert [r.request_id for r in results] == [0, 1, 2, 3]
+
+
+async def test_an_explicit_cancel_stops_the_request(client):
+    task = asyncio.create_task(client.complete(request(7, max_new_tokens=200)))
+    await asyncio.sleep(0.05)
+    client.cancel(7)
+    with pytest.raises(RequestCancelledError):
+        await task
+    assert (await client.complete(request(8))).request_id == 8  # still serving
+
+
+async def test_cancelling_the_awaiting_task_cancels_the_request_in_the_worker(client):
+    task = asyncio.create_task(client.complete(request(9, max_new_tokens=200)))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    result = await asyncio.wait_for(client.complete(request(10)), 30)
+    assert result.request_id == 10
+
+
+async def test_a_bad_request_gets_an_error_and_the_worker_keeps_serving(client):
+    bad = CompletionRequest(11, "file:///a.py", None, GenerationOptions(max_new_tokens=6))  # no prompt text
+    with pytest.raises(EngineError) as info:
+        await client.complete(bad)
+    assert info.value.kind == ErrorKind.BAD_REQUEST
+    assert (await client.complete(request(12))).request_id == 12
+
+
+async def test_a_killed_worker_fails_pending_requests_then_restarts_and_serves(client):
+    pending = asyncio.create_task(client.complete(request(20, max_new_tokens=200)))
+    await asyncio.sleep(0.1)
+    os.kill(client._process.pid, signal.SIGKILL)
+    with pytest.raises(EngineError) as info:
+        await pending
+    assert info.value.kind == ErrorKind.WORKER_DIED and "SIGKILL" in info.value.message
+    assert any(isinstance(e, WorkerExited) and e.restarting for e in client.events)
+    result = await asyncio.wait_for(client.complete(request(21)), 120)
+    assert result.request_id == 21 and client.state == "ready"
+
+
+async def test_a_model_that_cannot_load_fails_requests_at_once_with_its_reason(tmp_path):
+    events: list = []
+    engine = EngineClient(spec_for(tmp_path / "missing-model"), on_event=events.append)
+    await engine.start()
+    with pytest.raises(EngineError) as info:
+        await engine.wait_ready(timeout=120)
+    assert info.value.kind == ErrorKind.MODEL_NOT_FOUND and "missing-model" in info.value.message
+    assert any(isinstance(e, LoadFailed) for e in events)
+    with pytest.raises(EngineError):
+        await asyncio.wait_for(engine.complete(request(1)), 5)  # answered at once, never hangs
+    await engine.stop()
+
+
+async def test_reload_switches_to_another_model(client, hf_tiny, tmp_path):
+    from tests.checkpoints import tiny_hf_model, write_checkpoint
+
+    other = write_checkpoint(tmp_path / "other", tiny_hf_model(seed=5), "safetensors")
+    before = await client.complete(request(30))
+    await client.reload(spec_for(other))
+    await client.wait_ready(timeout=120)
+    after = await client.complete(request(31))
+    assert client.ready_info.resolved == str(other)
+    assert after.candidates[0].token_ids != before.candidates[0].token_ids
+
+
+def test_the_client_never_imports_torch():
+    code = ("import sys, inference.client, inference.protocol, inference.stop_rule; "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
