@@ -1,8 +1,9 @@
-"""Engine benchmark: prefill and decode, ours against transformers in the same run (a command, never a test).
+"""Engine benchmarks, ours against transformers in the same run (commands, never tests).
 
     codegen-lsp bench engine [--dtypes float32,bfloat16] [--prefill 1024] [--decode 32] [--repeats 3]
+    codegen-lsp bench typing [--dtypes float32,auto] [--keystrokes 200] [--new-tokens 16]
 
-A CodeGen-350M-shaped model with random weights (transformers builds it, both engines load the same file).
+A CodeGen-350M-shaped model with random weights, written once in the Hub layout; both engines load that file.
 """
 
 from __future__ import annotations
@@ -132,19 +133,29 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtypes", default="float32,bfloat16")
-    parser.add_argument("--prefill", type=int, default=1024)
-    parser.add_argument("--decode", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"))
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
+                        help="where the random CodeGen-350M-shaped checkpoint is written (once)")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_arguments(parser)
-    print(engine_benchmark(parser.parse_args(argv)))
+    from inference import bench_typing
+
+    parser = argparse.ArgumentParser(prog="codegen-lsp bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    engine = kinds.add_parser("engine", help="prefill and decode speed")
+    engine.add_argument("--dtypes", default="float32,bfloat16")
+    engine.add_argument("--prefill", type=int, default=1024)
+    engine.add_argument("--decode", type=int, default=32)
+    engine.add_argument("--repeats", type=int, default=3)
+    common_arguments(engine)
+    typing = kinds.add_parser("typing", help="keystroke latency over a typing replay")
+    bench_typing.add_arguments(typing)
+    common_arguments(typing)
+    args = parser.parse_args(argv)
+    print(engine_benchmark(args) if args.kind == "engine" else bench_typing.typing_benchmark(args), flush=True)
 
 
 if __name__ == "__main__":

@@ -231,3 +231,21 @@ def test_greedy_tokens_with_reuse_equal_a_run_from_scratch_under_any_edit_sequen
         assert with_reuse.candidates[0].token_ids == from_scratch.candidates[0].token_ids, edit
         assert with_reuse.prompt_tokens == from_scratch.prompt_tokens
         assert with_reuse.timings.tokens_computed <= from_scratch.timings.tokens_computed
+
+
+def test_the_static_cache_path_used_by_cuda_graphs_gives_the_same_tokens_on_the_cpu(tiny_loaded):
+    """On CUDA the decode step is captured over a static cache (full-length reads through a causal mask row).
+    The same static cache and a per-cache step factory run here on the CPU, and must not change a token."""
+    from inference.generate import decode_one
+
+    created = []
+
+    def factory(cache):
+        created.append(cache)
+        return lambda token, pos: decode_one(tiny_loaded.model, token, pos, cache)
+
+    static = Engine(tiny_loaded, decode_step_factory=factory, static_cache=True)
+    dynamic = Engine(tiny_loaded)
+    for prompt in (SOURCE[:120], SOURCE[:125], SOURCE[:300]):
+        assert ask(static, prompt).candidates == ask(dynamic, prompt).candidates
+    assert len(created) == 1 and created[0].static  # one step per cache, made when the cache was created

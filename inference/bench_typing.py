@@ -1,0 +1,167 @@
+"""Typing replay: keystroke-to-completion latency with and without KV-cache reuse, against transformers.
+
+A real file of the standard library; the cursor sits at the start of the line holding its ~1,500th token; the
+next characters are typed one keystroke at a time and after each one a completion of `--new-tokens` tokens is
+asked for (greedy, no early stop, EOS ignored, so every run does the same work). Compared, in one run:
+  ours, reuse on     - our engine, KV cache reused from the longest common token prefix (the product);
+  ours, reuse off    - our engine recomputing the whole prompt each time (every `--scratch-every`th keystroke);
+  transformers       - CodeGenForCausalLM with its own DynamicCache kept across keystrokes and cropped to the
+                       common prefix: its best case.
+All three see the same token window (inference/window.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sysconfig
+import time
+from pathlib import Path
+
+import torch
+
+from inference.bench import random_checkpoint
+from inference.device import resolve_dtype
+from inference.engine import Engine, common_prefix_length
+from inference.generate import Sampler, decode_loop, prefill
+from inference.loading import load_folder
+from inference.protocol import CompletionRequest, GenerationOptions
+from inference.window import fit_window, line_start_at_or_after
+
+CONTEXT_TOKENS = 1536
+
+
+def replay_prompts(source: str, encode_with_offsets, tokens_before: int, keystrokes: int) -> list[str]:
+    _, offsets = encode_with_offsets(source)
+    cursor = line_start_at_or_after(source, offsets[min(tokens_before, len(offsets) - 1)][0])
+    return [source[: cursor + k] for k in range(1, keystrokes + 1)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class TransformersBestCase:
+    """transformers' CodeGen with its own cache kept across keystrokes and cropped to the common prefix."""
+
+    def __init__(self, folder: Path, dtype: torch.dtype) -> None:
+        from transformers import CodeGenForCausalLM, DynamicCache
+
+        self.model = CodeGenForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+        self.cache = DynamicCache(config=self.model.config)
+        self.cached: list[int] = []
+
+    @torch.inference_mode()
+    def complete(self, prompt_ids: list[int], new_tokens: int) -> tuple[list[int], int]:
+        common = min(common_prefix_length(self.cached, prompt_ids), len(prompt_ids) - 1)
+        if len(self.cached) > common:
+            self.cache.crop(-(len(self.cached) - common))  # transformers 5: a negative count removes tokens
+            del self.cached[common:]
+        out = self.model(torch.tensor([prompt_ids[common:]]), cache=self.cache, use_cache=True, logits_to_keep=1)
+        self.cached.extend(prompt_ids[common:])
+        generated = [int(out.logits[0, -1].argmax())]
+        for _ in range(new_tokens - 1):
+            out = self.model(torch.tensor([[generated[-1]]]), cache=self.cache, use_cache=True)
+            self.cached.append(generated[-1])
+            generated.append(int(out.logits[0, -1].argmax()))
+        return generated, len(prompt_ids) - common
+
+
+def time_ours(engine: Engine, prompts: list[str], options: GenerationOptions) -> dict:
+    engine.complete(CompletionRequest(0, "bench", prompts[0][:-1], options))  # the file as it was opened
+    latencies, computed, hit = [], [], []
+    for i, prompt in enumerate(prompts, 1):
+        start = time.perf_counter()
+        result = engine.complete(CompletionRequest(i, "bench", prompt, options))
+        latencies.append(time.perf_counter() - start)
+        computed.append(result.timings.tokens_computed)
+        hit.append(result.timings.tokens_reused / result.prompt_tokens)
+    return {"latencies": latencies, "computed": computed, "hit": hit}
+
+
+def time_transformers(hf: TransformersBestCase, prompts: list[str], encode, budget: int, new_tokens: int) -> dict:
+    def window(prompt: str) -> list[int]:
+        return fit_window(prompt, encode, budget)[0]
+
+    hf.complete(window(prompts[0][:-1]), new_tokens)
+    latencies, computed, hit = [], [], []
+    for prompt in prompts:
+        start = time.perf_counter()
+        ids = window(prompt)
+        _, n = hf.complete(ids, new_tokens)
+        latencies.append(time.perf_counter() - start)
+        computed.append(n)
+        hit.append(1 - n / len(ids))
+    return {"latencies": latencies, "computed": computed, "hit": hit}
+
+
+def decode_alone(engine: Engine, prompt: str, new_tokens: int, repeats: int = 5) -> float:
+    """Seconds to decode `new_tokens` after a prefilled prompt: the floor a keystroke can reach."""
+    ids = engine.tokenizer.encode(prompt)[-CONTEXT_TOKENS:]
+    slot = engine.slots.get("decode-alone")
+    times = []
+    for _ in range(repeats):
+        logits = prefill(engine.model, torch.tensor(ids), 0, slot.cache)
+        start = time.perf_counter()
+        decode_loop(engine.model, slot.cache, logits, len(ids), new_tokens, Sampler(), eos_ids=())
+        times.append(time.perf_counter() - start)
+    engine.slots.forget("decode-alone")
+    return statistics.median(times)
+
+
+def typing_benchmark(args: argparse.Namespace) -> str:
+    torch.set_num_threads(args.threads)
+    folder = random_checkpoint(Path(args.workdir) / "codegen-350M-random")
+    source_path = Path(sysconfig.get_paths()["stdlib"]) / args.file
+    source = source_path.read_text(encoding="utf-8")
+    options = GenerationOptions(max_new_tokens=args.new_tokens, context_tokens=CONTEXT_TOKENS)
+    lines = [
+        f"Typing replay: {source_path.name}, cursor after ~{args.tokens_before} tokens, {args.keystrokes} keystrokes, "
+        f"{args.new_tokens} new tokens each (greedy, no early stop), CodeGen-350M shape (random weights), CPU, "
+        f"{args.threads} threads. Ours without reuse: every {args.scratch_every}th keystroke.",
+        "",
+        "| dtype | engine | p50 (s) | p95 (s) | tokens computed / keystroke | cache hit rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    checks = []
+    for dtype_arg in args.dtypes.split(","):
+        dtype = resolve_dtype(dtype_arg, torch.device("cpu"))
+        loaded = load_folder(folder, "cpu", str(dtype).removeprefix("torch."))
+        prompts = replay_prompts(source, loaded.tokenizer.encode_with_offsets, args.tokens_before, args.keystrokes)
+        reuse, scratch = Engine(loaded, cache_slots=2), Engine(loaded, cache_slots=1, cache_reuse=False)
+        reuse.eos_ids = scratch.eos_ids = ()
+        floor = decode_alone(reuse, prompts[0], args.new_tokens)
+        rows = {
+            "ours, reuse on": time_ours(reuse, prompts, options),
+            "ours, reuse off": time_ours(scratch, prompts[:: args.scratch_every], options),
+        }
+        hf = TransformersBestCase(folder, dtype)
+        rows["transformers best case"] = time_transformers(hf, prompts, loaded.tokenizer.encode_with_offsets,
+                                                           reuse.budget(options), args.new_tokens)
+        del hf
+        name = f"{dtype_arg} ({str(dtype).removeprefix('torch.')})" if dtype_arg == "auto" else dtype_arg
+        for engine_name, row in rows.items():
+            lines.append(
+                f"| {name} | {engine_name} | {statistics.median(row['latencies']):.3f} | "
+                f"{percentile(row['latencies'], 0.95):.3f} | {statistics.mean(row['computed']):.1f} | "
+                f"{statistics.mean(row['hit']):.1%} |"
+            )
+        ours = statistics.median(rows["ours, reuse on"]["latencies"])
+        off = statistics.median(rows["ours, reuse off"]["latencies"])
+        theirs = statistics.median(rows["transformers best case"]["latencies"])
+        checks.append(
+            f"- {name}: decoding {args.new_tokens} tokens alone takes {floor:.3f} s; a keystroke with reuse takes "
+            f"{ours / floor:.2f}x that; reuse off is {off / ours:.1f}x slower; transformers' best case is "
+            f"{theirs / ours:.1f}x slower."
+        )
+    return "\n".join(lines + [""] + checks)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtypes", default="float32,auto", help="comma-separated; auto = our CPU default")
+    parser.add_argument("--file", default="argparse.py", help="a file of the standard library")
+    parser.add_argument("--tokens-before", type=int, default=1500)
+    parser.add_argument("--keystrokes", type=int, default=200)
+    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--scratch-every", type=int, default=5)
