@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from inference.generate import Generation, Sampler, decode_loop, prefill
+from inference.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
 from inference.kv_cache import KVCache
 from inference.loading import LoadedModel
 from inference.protocol import (
@@ -72,13 +72,15 @@ class SlotPool:
 
 class Engine:
     def __init__(self, loaded: LoadedModel, cache_slots: int = 4, cache_reuse: bool = True,
-                 decode_step_factory: Callable[[KVCache], Callable] | None = None, static_cache: bool = False) -> None:
+                 decode_step_factory: Callable[[KVCache], Callable] | None = None, static_cache: bool = False,
+                 prompt_lookup: bool = True) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.config = loaded.config
         self.cache_reuse = cache_reuse
         self.window_chunk = WINDOW_CHUNK_TOKENS
+        self.prompt_lookup = prompt_lookup  # speculative drafts from the prompt; greedy output unchanged
         self.eos_ids = self.config.eos_token_ids
         self._decode_step_factory = decode_step_factory
         self._static_cache = static_cache
@@ -110,7 +112,7 @@ class Engine:
         device = self.loaded.device
         new = torch.tensor(prompt_ids[reused:], device=device)
         first_logits = prefill(self.model, new, reused, slot.cache)
-        slot.tokens[reused:] = prompt_ids
+        slot.tokens[reused:] = prompt_ids[reused:]
         t2 = time.perf_counter()
 
         candidates: list[Candidate | None] = [None] * max(1, options.num_candidates)
@@ -150,15 +152,15 @@ class Engine:
         if stop_rule is not None:
             decoder = self.tokenizer.stream_decoder(skip_special_tokens=True)
 
-            def on_token(token: int, position: int) -> bool:
+            def on_token(token: int) -> bool:
                 decoder.push(token)
                 return stop_rule.cut(decoder.text) is not None
 
         max_new = min(options.max_new_tokens, self.config.n_positions - start)
+        drafter = NgramDrafter(slot.tokens) if self.prompt_lookup else None
         generation = decode_loop(self.model, slot.cache, first_logits, start, max_new, sampler, self.eos_ids,
-                                 on_token, cancelled, self._steps.get(id(slot.cache)))
-        fed_all = generation.stop_reason in (StopReason.EOS, StopReason.CANCELLED)
-        slot.tokens.extend(generation.token_ids if fed_all else generation.token_ids[:-1])
+                                 on_token, cancelled, self._steps.get(id(slot.cache)), drafter)
+        slot.tokens.extend(generation.token_ids[: generation.fed])
         return generation
 
 

@@ -59,6 +59,38 @@ class Generation:
     token_ids: list[int]
     stop_reason: StopReason
     forward_passes: int
+    fed: int  # how many of token_ids have their keys/values in the cache (positions start .. start+fed-1)
+
+
+class NgramDrafter:
+    """Prompt-lookup drafts: when the last `n` tokens occurred before (in the prompt or in what was generated),
+    propose the `k` tokens that followed them then. Overlapping matches continue the copy, so a repeating
+    pattern drafts its own continuation."""
+
+    def __init__(self, tokens: list[int], n: int = 3, k: int = 8) -> None:
+        self.n, self.k = n, k
+        self.tokens = list(tokens)
+        self._end_of: dict[tuple[int, ...], int] = {}  # n-gram -> end of its latest occurrence before the tail
+        for end in range(n, len(self.tokens)):
+            self._end_of[tuple(self.tokens[end - n : end])] = end
+
+    def append(self, token: int) -> None:
+        end = len(self.tokens)
+        if end >= self.n:
+            self._end_of[tuple(self.tokens[end - self.n : end])] = end
+        self.tokens.append(token)
+
+    def propose(self, limit: int) -> list[int]:
+        if len(self.tokens) < self.n or limit <= 0:
+            return []
+        end = self._end_of.get(tuple(self.tokens[-self.n :]))
+        if end is None:
+            return []
+        length, draft = len(self.tokens), []
+        for i in range(min(self.k, limit)):
+            j = end + i
+            draft.append(self.tokens[j] if j < length else draft[j - length])
+        return draft
 
 
 def decode_loop(
@@ -69,36 +101,63 @@ def decode_loop(
     max_new_tokens: int,
     sampler: Sampler,
     eos_ids: tuple[int, ...],
-    on_token: Callable[[int, int], bool] | None = None,
+    on_token: Callable[[int], bool] | None = None,
     cancelled: Callable[[], bool] | None = None,
     step: Callable[[Tensor, Tensor], Tensor] | None = None,
+    drafter: NgramDrafter | None = None,
 ) -> Generation:
     """Generate after a prefilled prompt of `start` tokens whose last logits are `first_logits`.
 
-    on_token(token, position) is called for each new token before it is fed back; returning True stops there
-    (the stop rule). The last new token is never fed back: the cache holds positions < start + len(tokens) - 1.
+    on_token(token) is called for each new token; returning True stops there (the stop rule). The last new
+    token is not fed back unless a verified draft already fed it (Generation.fed says how many were).
     `step(token (1,1), input_pos (1,))` replaces decode_one (a captured CUDA graph, say).
+    With a drafter (greedy only), a proposed continuation is checked in one forward pass: the drafted tokens
+    that equal the model's own greedy choices are kept, plus the model's choice after them, so the output is
+    the greedy output, in fewer passes.
     """
     device = first_logits.device
     generator = sampler.make_generator(device)
     step = step or (lambda token, pos: decode_one(model, token, pos, cache))
+    if sampler.temperature > 0:
+        drafter = None
     tokens: list[int] = []
+    decided: list[int] = []  # verified tokens waiting to be emitted
     logits = first_logits
-    passes = 0
-    position = start
+    passes = fed = 0
+
+    def done(reason: StopReason) -> Generation:
+        return Generation(tokens, reason, passes, min(fed, len(tokens)))
+
     while True:
         if cancelled and cancelled():
-            return Generation(tokens, StopReason.CANCELLED, passes)
-        token = sampler(logits, generator)
+            return done(StopReason.CANCELLED)
+        token = decided.pop(0) if decided else sampler(logits, generator)
         if token in eos_ids:
-            return Generation(tokens, StopReason.EOS, passes)
+            return done(StopReason.EOS)
         tokens.append(token)
-        if on_token and on_token(token, position):
-            return Generation(tokens, StopReason.STOP_RULE, passes)
+        if drafter:
+            drafter.append(token)
+        if on_token and on_token(token):
+            return done(StopReason.STOP_RULE)
         if len(tokens) >= max_new_tokens:
-            return Generation(tokens, StopReason.MAX_TOKENS, passes)
+            return done(StopReason.MAX_TOKENS)
+        if decided:
+            continue  # a verified draft token: already in the cache
+        position = start + len(tokens) - 1  # where `token` goes
         if position >= cache.max_len:
-            return Generation(tokens, StopReason.CONTEXT_FULL, passes)
-        logits = step(torch.tensor([[token]], device=device), torch.tensor([position], device=device))
+            return done(StopReason.CONTEXT_FULL)
+        draft = drafter.propose(min(max_new_tokens - len(tokens), cache.max_len - position - 1)) if drafter else []
+        if draft:
+            batch = torch.tensor([[token, *draft]], device=device)  # (1, 1 + d)
+            positions = torch.arange(position, position + 1 + len(draft), device=device)
+            with torch.inference_mode():
+                greedy = model(batch, positions, cache)[0].argmax(-1).tolist()  # (1 + d,)
+            accepted = 0
+            while accepted < len(draft) and draft[accepted] == greedy[accepted]:
+                accepted += 1
+            decided = draft[:accepted] + [greedy[accepted]]
+            fed = len(tokens) + accepted
+        else:
+            logits = step(torch.tensor([[token]], device=device), torch.tensor([position], device=device))
+            fed = len(tokens)
         passes += 1
-        position += 1

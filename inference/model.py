@@ -83,9 +83,9 @@ class Block(nn.Module):
         H, D = self.n_head, self.head_dim
         h = self.ln_1(x)  # (B, T, E)
         projected = linear(h, self.in_proj.weight)  # (B, T, 3E + I)
-        q, k, v, mlp = projected.split((E, E, E, projected.shape[-1] - 3 * E), dim=-1)
-        q = apply_rotary(q.view(B, T, H, D).transpose(1, 2), cos, sin, self.rotary_dim)  # (B, H, T, D)
-        k = apply_rotary(k.view(B, T, H, D).transpose(1, 2), cos, sin, self.rotary_dim)  # (B, H, T, D)
+        qk, v, mlp = projected.split((2 * E, E, projected.shape[-1] - 3 * E), dim=-1)
+        qk = apply_rotary(qk.view(B, T, 2 * H, D).transpose(1, 2), cos, sin, self.rotary_dim)  # (B, 2H, T, D)
+        q, k = qk.split(H, dim=1)  # (B, H, T, D) each: q and k rotate together, in one set of ops
         v = v.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         if cache is not None:
             k, v = cache.update(layer, input_pos, k, v)  # (B, H, S, D), S = the span attended to

@@ -231,6 +231,22 @@ def test_greedy_tokens_with_reuse_equal_a_run_from_scratch_under_any_edit_sequen
         assert with_reuse.candidates[0].token_ids == from_scratch.candidates[0].token_ids, edit
         assert with_reuse.prompt_tokens == from_scratch.prompt_tokens
         assert with_reuse.timings.tokens_computed <= from_scratch.timings.tokens_computed
+        assert_slot_holds_what_it_claims(reuse, editor.current)
+
+
+def assert_slot_holds_what_it_claims(engine: Engine, document: str) -> None:
+    """The slot's token list is the truth about its cache: recomputing those tokens gives the same keys."""
+    import torch
+
+    from inference.generate import prefill
+    from inference.kv_cache import KVCache
+
+    slot = engine.slots.get(document)
+    n = len(slot.tokens)
+    fresh = KVCache(engine.config, engine.config.n_positions, torch.float32, "cpu")
+    prefill(engine.model, torch.tensor(slot.tokens), 0, fresh)
+    assert torch.allclose(slot.cache.k[:, :, :, :n], fresh.k[:, :, :, :n], atol=1e-4)
+    assert torch.allclose(slot.cache.v[:, :, :, :n], fresh.v[:, :, :, :n], atol=1e-4)
 
 
 def test_the_static_cache_path_used_by_cuda_graphs_gives_the_same_tokens_on_the_cpu(tiny_loaded):
@@ -249,3 +265,35 @@ def test_the_static_cache_path_used_by_cuda_graphs_gives_the_same_tokens_on_the_
     for prompt in (SOURCE[:120], SOURCE[:125], SOURCE[:300]):
         assert ask(static, prompt).candidates == ask(dynamic, prompt).candidates
     assert len(created) == 1 and created[0].static  # one step per cache, made when the cache was created
+
+
+def test_prompt_lookup_drafts_give_exactly_the_greedy_tokens_in_fewer_passes(tiny_loaded):
+    """Speculative drafts copied from the prompt are verified by the model: same tokens, fewer forward passes
+    when the output repeats what came before (as code does, and as this random model's loops do)."""
+    plain = Engine(tiny_loaded, prompt_lookup=False)
+    drafted = Engine(tiny_loaded, prompt_lookup=True)
+    plain.eos_ids = drafted.eos_ids = ()
+    options = GenerationOptions(max_new_tokens=48, context_tokens=200)
+    saved = 0
+    for cut in range(60, len(SOURCE), 37):
+        expected = ask(plain, SOURCE[:cut], options=options)
+        got = ask(drafted, SOURCE[:cut], options=options)
+        assert got.candidates[0].token_ids == expected.candidates[0].token_ids, cut
+        saved += expected.timings.forward_passes - got.timings.forward_passes
+        # the slot holds exactly what was fed: asking again recomputes one token only
+        assert_slot_holds_what_it_claims(drafted, "file:///a.py")
+        assert ask(drafted, SOURCE[:cut], options=options).timings.tokens_computed == 1
+    assert saved > 0
+
+
+def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
+    from inference.generate import NgramDrafter
+
+    drafter = NgramDrafter([1, 2, 3, 4, 5, 9, 1, 2], n=2, k=3)
+    assert drafter.propose(limit=10) == [3, 4, 5]
+    drafter.append(3)
+    assert drafter.propose(limit=10) == [4, 5, 9]
+    assert drafter.propose(limit=1) == [4]
+    repeating = NgramDrafter([7, 7, 7], n=2, k=4)
+    assert repeating.propose(limit=10) == [7, 7, 7, 7]  # an overlapping match continues the copy
+    assert NgramDrafter([1, 2, 3], n=2).propose(limit=5) == []
