@@ -25,6 +25,7 @@ class ModelSpec:
     cuda_graphs: bool = True  # capture the decode step on CUDA
     cache_slots: int = 4  # one KV cache per document, LRU
     cache_reuse: bool = True  # reuse the longest common token prefix across requests
+    prompt_lookup: bool = True  # speculative drafts copied from the prompt, verified: greedy output unchanged
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,8 @@ def load_engine(spec: ModelSpec, sender: Sender):
             from inference.cuda_graphs import cuda_graph_decode_step
 
             factory, static = (lambda cache: cuda_graph_decode_step(loaded.model, cache)), True
-        engine = Engine(loaded, spec.cache_slots, spec.cache_reuse, decode_step_factory=factory, static_cache=static)
+        engine = Engine(loaded, spec.cache_slots, spec.cache_reuse, decode_step_factory=factory, static_cache=static,
+                        prompt_lookup=spec.prompt_lookup)
     except ModelLoadError as exc:
         sender.send(LoadFailed(exc.kind, exc.message))
         return None

@@ -153,6 +153,12 @@ class ModelSettings:
         4, "Documents whose key/value cache is kept (least recently used goes).", _integer(1, 64)
     )
     cuda_graphs: bool = _setting(True, "Capture the decode step as a CUDA graph (CUDA only).", _BOOLEAN)
+    prompt_lookup: bool = _setting(
+        True,
+        "Speculative decoding from the prompt: draft tokens copied from earlier text and verify them in one "
+        "pass. Greedy output is unchanged; only faster when code repeats itself.",
+        _BOOLEAN,
+    )
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,7 @@ class Settings:
             cuda_graphs=m.cuda_graphs,
             cache_slots=m.cache_slots,
             cache_reuse=m.cache_reuse,
+            prompt_lookup=m.prompt_lookup,
         )
 
     def generation_options(self, stop_rule: StopRule | None) -> GenerationOptions:

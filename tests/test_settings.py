@@ -38,6 +38,7 @@ DEFAULTS = {
     "cacheReuse": True,
     "cacheSlots": 4,
     "cudaGraphs": True,
+    "promptLookup": True,
     "logLevel": "info",
 }
 
@@ -66,7 +67,7 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         "model": "./my-model", "revision": "main", "device": "cuda", "dtype": "bfloat16", "maxNewTokens": 128,
         "temperature": 0.2, "topP": 0.9, "numCandidates": 3, "debounceMs": 0, "contextTokens": 1024,
         "truncateBeforePattern": [], "cacheReuse": False, "cacheSlots": 2, "cudaGraphs": False,
-        "logLevel": "debug",
+        "promptLookup": False, "logLevel": "debug",
     }  # fmt: skip
     settings, warnings = parse_settings(wire)
     assert warnings == []
@@ -191,7 +192,7 @@ def test_parsing_never_raises_and_always_yields_valid_settings(raw: object) -> N
 def test_model_spec_carries_the_model_settings() -> None:
     settings, _ = parse_settings(
         {"model": "m", "revision": "r", "device": "cpu", "dtype": "float32", "cacheSlots": 2,
-         "cacheReuse": False, "cudaGraphs": False}
+         "cacheReuse": False, "cudaGraphs": False, "promptLookup": False}
     )  # fmt: skip
     assert settings.model_spec() == ModelSpec(
         model="m",
@@ -201,6 +202,7 @@ def test_model_spec_carries_the_model_settings() -> None:
         cuda_graphs=False,
         cache_slots=2,
         cache_reuse=False,
+        prompt_lookup=False,
     )
 
 
@@ -222,7 +224,7 @@ def test_generation_options_carry_the_generation_settings_and_the_stop_rule() ->
 @pytest.mark.parametrize(
     ("key", "value"),
     [("model", "other"), ("revision", "v2"), ("device", "cpu"), ("dtype", "float16"), ("cacheSlots", 8),
-     ("cacheReuse", False), ("cudaGraphs", False)],
+     ("cacheReuse", False), ("cudaGraphs", False), ("promptLookup", False)],
 )  # fmt: skip
 def test_changing_what_the_worker_loads_needs_a_reload(key: str, value: object) -> None:
     old = Settings()
