@@ -84,9 +84,10 @@ def qkv_row_order(config: CodeGenConfig) -> Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
-def to_ours(get: Callable[[str], Tensor], config: CodeGenConfig, dtype: torch.dtype) -> dict[str, Tensor]:
+def to_ours(get: Callable[[str], Tensor], config: CodeGenConfig, dtype: torch.dtype,
+            on_layer: Callable[[int], None] | None = None) -> dict[str, Tensor]:
     """Our state dict from a checkpoint; `get(key)` returns one checkpoint tensor (read lazily, one at a time,
-    so that at most one layer's temporaries exist beside the model)."""
+    so that at most one layer's temporaries exist beside the model). on_layer(i) follows each layer."""
     shapes = expected_shapes(config)
 
     def tensor(key: str) -> Tensor:
@@ -116,6 +117,8 @@ def to_ours(get: Callable[[str], Tensor], config: CodeGenConfig, dtype: torch.dt
         state[f"h.{i}.out_proj.bias"] = tensor(p + "mlp.fc_out.bias")
         state[f"h.{i}.ln_1.weight"] = tensor(p + "ln_1.weight")
         state[f"h.{i}.ln_1.bias"] = tensor(p + "ln_1.bias")
+        if on_layer is not None:
+            on_layer(i)
     return state
 
 

@@ -35,13 +35,19 @@ class LoadedModel:
         return dtype_name(self.dtype)
 
 
-def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtype: torch.dtype) -> CodeGen:
+def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtype: torch.dtype,
+                 report: Progress | None = None) -> CodeGen:
     """Build the model on the meta device and assign the converted tensors: one copy of the weights in memory."""
     with torch.device("meta"):
         model = CodeGen(config)
+
+    def on_layer(i: int) -> None:
+        if report:
+            report(f"loading layer {i + 1} of {config.n_layer}", (i + 1) / config.n_layer)
+
     with open_weights(folder) as source:
         check_keys(source.keys(), config, source.description)
-        state = to_ours(lambda key: source.get(key).to(device), config, dtype)
+        state = to_ours(lambda key: source.get(key).to(device), config, dtype, on_layer)
     model.load_state_dict(state, strict=True, assign=True)
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
@@ -60,14 +66,14 @@ def load_tokenizer(folder: Path, config: CodeGenConfig) -> CodeGenTokenizer:
     return tokenizer
 
 
-def load_folder(folder: Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+def load_folder(folder: Path, device: str = "auto", dtype: str = "auto", report: Progress | None = None) -> LoadedModel:
     start = time.perf_counter()
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     config = CodeGenConfig.from_file(folder / "config.json")
     tokenizer = load_tokenizer(folder, config)
     try:
-        model = load_weights(folder, config, torch_device, torch_dtype)
+        model = load_weights(folder, config, torch_device, torch_dtype, report)
     except torch.OutOfMemoryError as exc:
         raise ModelLoadError(f"out of memory loading {folder} on {torch_device} in {dtype_name(torch_dtype)}: "
                              f"{str(exc).splitlines()[0]}", ErrorKind.OUT_OF_MEMORY) from None
@@ -93,8 +99,8 @@ def load(spec: ModelSpec, report: Progress | None = None, fallback_to_bundled: b
         warning = f"{exc.message}. Using the bundled offline model instead (a small model trained on Python's " \
                   f"standard library); completions will be weaker than {spec.model or DEFAULT_MODEL}'s."
         folder = resolve_model_folder(BUNDLED)
-    step(f"loading {folder.name}", None)
-    loaded = load_folder(folder, spec.device, spec.dtype)
+    step(f"loading {folder.name}", 0.0)
+    loaded = load_folder(folder, spec.device, spec.dtype, report)
     loaded.warning = warning
     step("model loaded", 1.0)
     return loaded
