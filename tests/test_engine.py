@@ -275,7 +275,7 @@ def test_prompt_lookup_drafts_give_exactly_the_greedy_tokens_in_fewer_passes(tin
     plain.eos_ids = drafted.eos_ids = ()
     options = GenerationOptions(max_new_tokens=48, context_tokens=200)
     saved = 0
-    for cut in range(60, len(SOURCE), 37):
+    for cut in range(60, len(SOURCE), 61):
         expected = ask(plain, SOURCE[:cut], options=options)
         got = ask(drafted, SOURCE[:cut], options=options)
         assert got.candidates[0].token_ids == expected.candidates[0].token_ids, cut

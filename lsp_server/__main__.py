@@ -1,0 +1,7 @@
+"""`python -m lsp_server`: the same as `codegen-lsp`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,323 @@
+"""End-to-end benchmark over the protocol (a command, never a test):
+
+    codegen-lsp bench server [--model PATH] [--file argparse.py] [--keystrokes 200] [--max-new-tokens 16]
+
+1. Keystroke latency. A file of the standard library is opened up to the start of the line holding its
+   ~1,500th token; its next characters are typed one keystroke at a time, each a `didChange` followed by a
+   `textDocument/inlineCompletion` (automatic trigger) from this client process, which waits for each answer
+   (maxNewTokens 16, debounceMs 0). Reported: p50 / p95 from sending the keystroke to reading the answer, the
+   first (cold: the whole prompt is computed) separately.
+2. Start-up. Time from starting the process to the `initialize` answer, for codegen-lsp and for a bare pygls
+   server started the same way (same interpreter, same pipes), alternating, median of `--startup-repeats`.
+
+The model defaults to a CodeGen-350M-shaped checkpoint with random weights
+(`inference.bench.random_checkpoint`), written once under `--workdir`: the latency depends on its shape,
+not its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+REPO = Path(__file__).resolve().parent.parent
+BARE_PYGLS_SERVER = textwrap.dedent(
+    """
+    from pygls.lsp.server import LanguageServer
+
+    server = LanguageServer("bare-pygls", "0")
+    server.start_io()
+    """
+)
+
+
+class Connection:
+    """A server process on pipes, with a thread reading its messages (no client library in the timings)."""
+
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=REPO,
+        )
+        self._messages: queue.Queue[tuple[float, dict | None]] = queue.Queue()
+        self._ids = iter(range(1, 10**9))
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.process.stdout
+        assert out is not None
+        while True:
+            length = 0
+            while True:
+                line = out.readline()
+                if not line:
+                    self._messages.put((time.perf_counter(), None))
+                    return
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+                elif line == b"\r\n":
+                    break
+            message = json.loads(out.read(length))
+            self._messages.put((time.perf_counter(), message))
+
+    def send(self, message: dict) -> float:
+        body = json.dumps(message).encode()
+        assert self.process.stdin is not None
+        sent = time.perf_counter()
+        self.process.stdin.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.process.stdin.flush()
+        return sent
+
+    def notify(self, method: str, params: Any) -> float:
+        return self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def request(self, method: str, params: Any, timeout: float = 600.0) -> tuple[float, float, dict]:
+        """(sent, answered, response)."""
+        request_id = next(self._ids)
+        sent = self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+        deadline = time.monotonic() + timeout
+        while True:
+            at, message = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            if message is None:
+                raise RuntimeError(f"the server exited with {self.process.wait()}")
+            if "method" in message and "id" in message:  # the server's own requests: accept
+                self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+            elif message.get("id") == request_id and "method" not in message:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return sent, at, message
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", None, timeout=60)
+            self.notify("exit", None)
+            self.process.wait(60)
+        except Exception:  # noqa: BLE001 - a benchmark that ends must not leave processes behind
+            self.process.kill()
+            self.process.wait()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    env["CODEGEN_LSP_DEBUG"] = "1"  # debugState tells when the model is ready
+    return env
+
+
+def _initialize_params(options: dict | None) -> dict:
+    return {
+        "processId": os.getpid(),
+        "capabilities": {"textDocument": {"inlineCompletion": {}}},
+        "initializationOptions": options,
+    }
+
+
+def startup_times(repeats: int, bare_script: Path) -> tuple[list[float], list[float]]:
+    ours, bare = [], []
+    commands = {
+        "ours": [sys.executable, "-m", "lsp_server", "--stdio"],
+        "bare": [sys.executable, str(bare_script)],
+    }
+    for _ in range(repeats):
+        for name, command in commands.items():
+            connection = Connection(command, _env())
+            _, answered, _ = connection.request("initialize", _initialize_params(None))
+            (ours if name == "ours" else bare).append((answered - connection.started) * 1000)
+            connection.close()  # no `initialized`: our worker is never started
+    return ours, bare
+
+
+def cursor_after_tokens(source: str, tokens: int) -> int:
+    from inference.window import line_start_at_or_after
+    from tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer
+
+    _, offsets = CodeGenTokenizer.from_folder(BUNDLED_TOKENIZER_DIR).encode_with_offsets(source)
+    return line_start_at_or_after(source, offsets[min(tokens, len(offsets) - 1)][0])
+
+
+def position_of(text: str, offset: int) -> dict[str, int]:
+    """LSP position (utf-16) of `offset`, for text without "\\r"."""
+    line = text.count("\n", 0, offset)
+    start = text.rfind("\n", 0, offset) + 1
+    prefix = text[start:offset]
+    return {"line": line, "character": len(prefix.encode("utf-16-le")) // 2}
+
+
+def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    source_path = (
+        Path(args.file)
+        if Path(args.file).is_absolute()
+        else Path(sysconfig.get_paths()["stdlib"]) / args.file
+    )
+    source = source_path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    cursor = cursor_after_tokens(source, args.tokens_before)
+    typed = source[cursor : cursor + args.keystrokes]
+    settings = {
+        "model": model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "maxNewTokens": args.max_new_tokens,
+        "debounceMs": 0,
+        "logLevel": args.log_level,
+    }
+    connection = Connection([sys.executable, "-m", "lsp_server", "--stdio"], _env())
+    try:
+        connection.request("initialize", _initialize_params(settings))
+        connection.notify("initialized", {})
+        load_started = time.perf_counter()
+        while True:
+            _, _, response = connection.request(
+                "workspace/executeCommand", {"command": "codegenLsp.debugState"}
+            )
+            state = response["result"]
+            if state["engine"] == "ready":
+                break
+            if state["engine"] in ("failed", "stopped"):
+                raise RuntimeError(f"the model did not load (engine {state['engine']})")
+            time.sleep(0.05)
+        load_s = time.perf_counter() - load_started
+        uri = source_path.resolve().as_uri()
+        text = source[:cursor]
+        connection.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+        )
+        latencies, empty = [], 0
+        for version, char in enumerate(typed, start=2):
+            at = position_of(text, len(text))
+            sent = connection.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [{"range": {"start": at, "end": at}, "text": char}],
+                },
+            )
+            text += char
+            _, answered, response = connection.request(
+                "textDocument/inlineCompletion",
+                {
+                    "textDocument": {"uri": uri},
+                    "position": position_of(text, len(text)),
+                    "context": {"triggerKind": 2},
+                },
+            )
+            latencies.append((answered - sent) * 1000)
+            empty += not response["result"]["items"]
+        _, _, response = connection.request("workspace/executeCommand", {"command": "codegenLsp.debugState"})
+        stats = response["result"]["stats"]
+    finally:
+        connection.close()
+    warm = latencies[1:] or latencies
+    return {
+        "file": source_path.name,
+        "cursor": cursor,
+        "keystrokes": len(typed),
+        "load_s": load_s,
+        "first_ms": latencies[0],
+        "p50_ms": _percentile(warm, 0.5),
+        "p95_ms": _percentile(warm, 0.95),
+        "mean_ms": statistics.fmean(warm),
+        "empty": empty,
+        "typed_through": stats.get("typed_through", 0),
+        "engine_requests": stats.get("engine_requests", 0),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def server_benchmark(args: argparse.Namespace) -> str:
+    if args.model:
+        model = args.model
+    else:
+        from inference.bench import random_checkpoint
+
+        model = str(random_checkpoint(Path(args.workdir) / "codegen-350M-random"))
+    with tempfile.TemporaryDirectory() as folder:
+        bare_script = Path(folder) / "bare_pygls_server.py"
+        bare_script.write_text(BARE_PYGLS_SERVER)
+        ours, bare = startup_times(args.startup_repeats, bare_script)
+    typing = keystroke_latencies(args, model)
+    rows = [
+        ("keystrokes typed (didChange + inlineCompletion, automatic)", f"{typing['keystrokes']}"),
+        ("keystroke-to-answer p50", f"{typing['p50_ms']:.1f} ms"),
+        ("keystroke-to-answer p95", f"{typing['p95_ms']:.1f} ms"),
+        ("keystroke-to-answer mean", f"{typing['mean_ms']:.1f} ms"),
+        ("first completion (cold cache, whole prompt)", f"{typing['first_ms']:.1f} ms"),
+        (
+            "answered by the worker / typed-through / empty",
+            f"{typing['engine_requests']} / {typing['typed_through']} / {typing['empty']}",
+        ),
+        ("model load (initialized to ready)", f"{typing['load_s']:.1f} s"),
+        (
+            f"process start to initialize answer, codegen-lsp (median of {len(ours)})",
+            f"{statistics.median(ours):.0f} ms",
+        ),
+        (
+            f"process start to initialize answer, bare pygls (median of {len(bare)})",
+            f"{statistics.median(bare):.0f} ms",
+        ),
+    ]
+    header = (
+        f"codegen-lsp end to end: {typing['file']}, cursor at the line of token ~{args.tokens_before} "
+        f"(char {typing['cursor']}), maxNewTokens {args.max_new_tokens}, debounceMs 0, model {model}, "
+        f"device {args.device}, dtype {args.dtype}. Latencies exclude the first keystroke."
+    )
+    table = ["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
+    return "\n".join([header, "", *table])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=None, help="model folder or Hub id (default: a random 350M-shaped one)"
+    )
+    parser.add_argument("--file", default="argparse.py", help="a file of the standard library, or a path")
+    parser.add_argument("--tokens-before", type=int, default=1500)
+    parser.add_argument("--keystrokes", type=int, default=200)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
+    parser.add_argument("--startup-repeats", type=int, default=5)
+    parser.add_argument(
+        "--log-level", default="warning", help="the server's logLevel (its stderr is dropped)"
+    )
+    parser.add_argument(
+        "--workdir",
+        default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
+        help="where the random checkpoint is written (once)",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="codegen-lsp bench server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    print(server_benchmark(parser.parse_args(argv)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

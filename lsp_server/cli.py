@@ -1,0 +1,250 @@
+"""`codegen-lsp`: the language server (default), one completion from the command line, benchmarks.
+
+    codegen-lsp [serve] [--stdio | --tcp --port N] [--log-level LEVEL]
+    codegen-lsp complete --model MODEL FILE --line L --character C [--json] [...]
+    codegen-lsp bench engine|typing|server [args]
+    codegen-lsp --version
+
+Only `complete` and `bench` import torch (`complete` runs the engine in this process); `serve` never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as package_version
+
+        return package_version("codegen-lsp")
+    except (ImportError, PackageNotFoundError):
+        from .server import VERSION  # not installed (a source checkout)
+
+        return VERSION
+
+
+class CliError(Exception):
+    """One line for the person; exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codegen-lsp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the language server (the default)")
+    _serve_arguments(serve)
+
+    complete = commands.add_parser(
+        "complete", help="complete FILE at a position, as the server would, and print the completion"
+    )
+    complete.add_argument("file", type=Path)
+    complete.add_argument(
+        "--model", default=None, help="Hub id, local folder or `bundled` (default: the setting)"
+    )
+    complete.add_argument("--line", type=int, required=True, help="0-based line")
+    complete.add_argument(
+        "--character", type=int, required=True, help="0-based, in UTF-16 code units (as LSP)"
+    )
+    complete.add_argument("--max-new-tokens", type=int)
+    complete.add_argument("--temperature", type=float)
+    complete.add_argument("--num-candidates", type=int)
+    complete.add_argument("--context-tokens", type=int)
+    complete.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    complete.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"))
+    complete.add_argument(
+        "--settings",
+        default=None,
+        help="more settings as JSON, the way a client sends them (camelCase names)",
+    )
+    complete.add_argument(
+        "--json", action="store_true", help="print completion, raw text, token ids, timings"
+    )
+
+    bench = commands.add_parser("bench", help="benchmarks: engine, typing (the engine), server (end to end)")
+    bench.add_argument("kind", choices=("engine", "typing", "server"))
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    transport = parser.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    transport.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=2087, help="TCP port (0: any free port, printed on stderr)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=None,
+        help="until the client's settings say otherwise",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Editors start servers as `prog --stdio` (vscode-languageclient adds it): no subcommand means serve.
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("--version", "-h", "--help")):
+        argv = ["serve", *argv]
+    if argv[0] == "bench" and len(argv) > 1 and argv[1] in ("engine", "typing", "server"):
+        return _bench(argv[1], argv[2:])  # the benchmarks parse their own arguments
+    args = _parser().parse_args(argv)
+    if args.version:
+        print(f"codegen-lsp {version()}")
+        return 0
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "complete":
+        try:
+            return _complete(args)
+        except CliError as error:
+            print(f"codegen-lsp complete: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.command == "bench":
+        return _bench(args.kind, args.args)
+    _parser().print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .logging_setup import setup_logging
+
+    setup_logging(args.log_level or "info")
+    from .server import server
+
+    if args.tcp:
+        return server.start_tcp("127.0.0.1", args.port)
+    return server.start_io()
+
+
+def _bench(kind: str, args: list[str]) -> int:
+    if kind == "server":
+        from .bench_server import main as bench_server_main
+
+        bench_server_main(args)
+    else:
+        from inference.bench import main as bench_main
+
+        bench_main([kind, *args])
+    return 0
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from .completion import finish, make_request, prepare
+    from .documents import Document
+    from .settings import parse_settings
+
+    raw: dict = {}
+    if args.settings:
+        try:
+            raw = json.loads(args.settings)
+        except ValueError as error:
+            raise CliError(f"--settings is not JSON: {error}") from None
+        if not isinstance(raw, dict):
+            raise CliError("--settings must be a JSON object")
+    for key, value in (
+        ("model", args.model),
+        ("maxNewTokens", args.max_new_tokens),
+        ("temperature", args.temperature),
+        ("numCandidates", args.num_candidates),
+        ("contextTokens", args.context_tokens),
+        ("device", args.device),
+        ("dtype", args.dtype),
+    ):
+        if value is not None:
+            raw[key] = value
+    settings, warnings = parse_settings(raw)
+    if warnings:
+        raise CliError(" ".join(warnings))
+
+    try:
+        text = args.file.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CliError(f"{args.file}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{args.file}: is a folder, not a file") from None
+    except OSError as error:
+        raise CliError(f"{args.file}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise CliError(f"{args.file}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    document = Document(args.file.resolve().as_uri(), text, "python")
+    if args.line < 0 or args.character < 0:
+        raise CliError("--line and --character are 0-based and cannot be negative")
+    if args.line >= document.line_count:
+        raise CliError(
+            f"{args.file} has {document.line_count} lines (0 to {document.line_count - 1}); "
+            f"--line {args.line} is past the end"
+        )
+    offset = document.offset_at(args.line, args.character, "utf-16")
+    prepared = prepare(text, offset, settings, invoked=True)
+    assert prepared is not None  # an explicit request always completes
+
+    engine, load_ms = _load_engine(settings)
+    request = make_request(prepared, settings, request_id=1, document=document.uri)
+    try:
+        result = engine.complete(request)
+    except (ValueError, TypeError) as error:
+        raise CliError(f"the engine refused the request: {error}") from None
+    items = finish(result, prepared)
+    completion = items[0] if items else ""
+    if not args.json:
+        sys.stdout.write(completion + ("\n" if completion and not completion.endswith("\n") else ""))
+        return 0
+    first = result.candidates[0] if result.candidates else None
+    output = {
+        "completion": completion,
+        "raw": first.text if first else "",
+        "token_ids": list(first.token_ids) if first else [],
+        "prompt_tokens": result.prompt_tokens,
+        "stop_reason": first.stop_reason.value if first else None,
+        "offset": offset,  # the cursor as a code point index into the file's text
+        "candidates": items,
+        "timings": {**asdict(result.timings), "load_ms": load_ms},
+    }
+    print(json.dumps(output, ensure_ascii=False))
+    return 0
+
+
+class _Collect:
+    """Stands in for the worker's pipe: keeps what `load_engine` would tell the server."""
+
+    def __init__(self) -> None:
+        self.messages: list[object] = []
+
+    def send(self, message: object) -> None:
+        self.messages.append(message)
+
+
+def _load_engine(settings):
+    """The engine exactly as the worker builds it (same loader, same CUDA graph choice), in this process."""
+    from inference.protocol import LoadFailed, ModelReady
+    from inference.worker import load_engine
+
+    spec = settings.model_spec()
+    said = _Collect()
+    engine = load_engine(spec, said)  # type: ignore[arg-type]
+    if engine is None:
+        failed = next((m for m in said.messages if isinstance(m, LoadFailed)), None)
+        reason = failed.message if failed is not None else "unknown error"
+        raise CliError(f"could not load the model {spec.model!r}: {reason}")
+    ready = next(m for m in said.messages if isinstance(m, ModelReady))
+    if ready.warning:
+        print(f"codegen-lsp complete: warning: {ready.warning}", file=sys.stderr)
+    return engine, ready.load_ms
+
+
+if __name__ == "__main__":
+    sys.exit(main())

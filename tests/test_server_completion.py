@@ -1,0 +1,78 @@
+"""completion.py: the glue the server and the CLI share (pure functions, no model)."""
+
+from __future__ import annotations
+
+from inference.protocol import Candidate, CompletionResult, StopReason, Timings
+from lsp_server.completion import (
+    CHARS_PER_TOKEN,
+    completion_edit,
+    finish,
+    is_supported_language,
+    make_request,
+    max_prompt_chars,
+    prepare,
+)
+from lsp_server.pipeline import Mode
+from lsp_server.settings import parse_settings
+
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    ret\n"
+
+
+def settings(**raw):
+    parsed, warnings = parse_settings(raw)
+    assert not warnings
+    return parsed
+
+
+def result(*texts: str) -> CompletionResult:
+    candidates = tuple(Candidate((1,), text, StopReason.EOS) for text in texts)
+    return CompletionResult(7, candidates, 10, 0, Timings())
+
+
+def test_languages() -> None:
+    assert is_supported_language("python") and is_supported_language("Python")
+    assert (
+        not is_supported_language("rust")
+        and not is_supported_language("")
+        and not is_supported_language(None)
+    )
+
+
+def test_prompt_budget_follows_context_tokens() -> None:
+    assert max_prompt_chars(settings(contextTokens=100)) == 100 * CHARS_PER_TOKEN
+
+
+def test_prepare_decides_then_builds_the_context() -> None:
+    cursor = TEXT.index("ret\n") + 3
+    prepared = prepare(TEXT, cursor, settings(), invoked=False)
+    assert prepared is not None and prepared.mode is Mode.MULTI_LINE
+    assert prepared.ctx.prompt == TEXT[:cursor] and prepared.ctx.line_prefix == "    ret"
+    # In front of a word: nothing automatically, something when asked.
+    inside = TEXT.index("add")
+    assert prepare(TEXT, inside, settings(), invoked=False) is None
+    assert prepare(TEXT, inside, settings(), invoked=True).mode is Mode.SINGLE_LINE
+
+
+def test_make_request_carries_settings_and_rule() -> None:
+    s = settings(maxNewTokens=5, temperature=0.5, numCandidates=2)
+    prepared = prepare(TEXT, len(TEXT), s, invoked=True)
+    request = make_request(prepared, s, request_id=3, document="file:///a.py")
+    assert request.request_id == 3 and request.document == "file:///a.py" and request.prompt == TEXT
+    assert request.options.max_new_tokens == 5 and request.options.num_candidates == 2
+    assert request.options.stop_rule == prepared.rule
+
+
+def test_finish_postprocesses_and_deduplicates() -> None:
+    cursor = TEXT.index("ret\n") + 3
+    prepared = prepare(TEXT, cursor, settings(), invoked=True)
+    items = finish(result("urn a - b\n\n\n\nprint(1)", "urn a - b   ", "   ", "urn b"), prepared)
+    assert items == ["urn a - b", "urn b"]
+
+
+def test_completion_edit_starts_at_the_word() -> None:
+    edit = completion_edit("    ret", "urn a - b\n    # done")
+    assert edit.word == "ret" and edit.new_text == "return a - b\n    # done" and edit.label == "return a - b"
+    assert completion_edit("x = ", "1").word == ""
+    assert completion_edit("    éa", "b").word == "éa"  # identifiers are Unicode
+    assert completion_edit("def f():", "\n    pass").label == "pass"
+    assert completion_edit("    name", "\n    pass").label == "name ⏎ pass"
