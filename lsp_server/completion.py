@@ -12,7 +12,6 @@ items against the word before the cursor, so its edit starts at that word and re
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from inference.protocol import CompletionRequest, CompletionResult
@@ -77,9 +76,6 @@ def make_request(
     prepared: Prepared, settings: Settings, *, request_id: int, document: str
 ) -> CompletionRequest:
     options = settings.generation_options(prepared.rule)
-    seed = getattr(settings.generation, "seed", None)  # a `seed` setting, where the settings tree has one
-    if seed is not None:
-        options = dataclasses.replace(options, seed=seed)
     return CompletionRequest(request_id, document, prepared.ctx.prompt, options)
 
 

@@ -48,7 +48,8 @@ class _Invalid(Exception):
 class _Accepts:
     """What one setting accepts, in words (for warnings and docs) and as a check."""
 
-    kind: str  # "string" | "optional_string" | "choice" | "integer" | "number" | "boolean" | "patterns"
+    # string | optional_string | choice | integer | optional_integer | number | boolean | patterns
+    kind: str
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
@@ -65,6 +66,8 @@ class _Accepts:
             return "true or false"
         if self.kind == "patterns":
             return "a list of regular expressions (Python syntax)"
+        if self.kind == "optional_integer":
+            return f"an integer from {_number(self.low)} to {_number(self.high)}, or null"
         noun = "an integer" if self.kind == "integer" else "a number"
         if self.low_open:
             return f"{noun} greater than {_number(self.low)} and at most {_number(self.high)}"
@@ -80,6 +83,8 @@ class _Accepts:
                 return None
             if isinstance(value, str):
                 return value.strip() or None
+        elif self.kind == "optional_integer" and value is None:
+            return None
         elif self.kind == "choice":
             if isinstance(value, str) and value.strip().lower() in self.choices:
                 return value.strip().lower()
@@ -94,7 +99,7 @@ class _Accepts:
                     raise _Invalid(str(error)) from None
                 return tuple(value)
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            if self.kind == "integer":
+            if self.kind in ("integer", "optional_integer"):
                 if value != int(value):
                     raise _Invalid(f"expected {self.describe()}")
                 value = int(value)
@@ -120,6 +125,7 @@ def _integer(low: int, high: int) -> _Accepts:
 
 
 _BOOLEAN = _Accepts("boolean")
+_NULLABLE = ("optional_string", "optional_integer")
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,11 @@ class GenerationSettings:
         _Accepts("number", low=0, high=1, low_open=True),
     )
     num_candidates: int = _setting(1, "Completions offered per request.", _integer(1, 8))
+    seed: int | None = _setting(
+        None,
+        "Seed for sampling (temperature > 0, extra candidates); null draws a fresh one each time.",
+        _Accepts("optional_integer", low=0, high=2**31 - 1),
+    )
     context_tokens: int = _setting(
         1536,
         "Prompt budget in tokens (text before the cursor); capped by the model's context length.",
@@ -232,6 +243,7 @@ class Settings:
             temperature=g.temperature,
             top_p=g.top_p,
             num_candidates=g.num_candidates,
+            seed=g.seed,
             context_tokens=g.context_tokens,
             stop_rule=stop_rule,
         )
@@ -310,7 +322,7 @@ def parse_settings(raw: object, base: Settings | None = None) -> tuple[Settings,
                 warnings.append(_unknown_key(key))
                 continue
             current = getattr(getattr(base, leaf.group), leaf.name)
-            if value is None and leaf.accepts.kind != "optional_string":
+            if value is None and leaf.accepts.kind not in _NULLABLE:
                 continue
             try:
                 changes[leaf.group][leaf.name] = leaf.accepts.check(value)
@@ -384,6 +396,7 @@ SETTINGS_TABLE_MARKDOWN = settings_table_markdown()
 _JSON_TYPES = {
     "string": "string",
     "optional_string": ["string", "null"],
+    "optional_integer": ["integer", "null"],
     "choice": "string",
     "integer": "integer",
     "number": "number",

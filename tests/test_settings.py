@@ -32,6 +32,7 @@ DEFAULTS = {
     "temperature": 0.0,
     "topP": 0.95,
     "numCandidates": 1,
+    "seed": None,
     "debounceMs": 25,
     "contextTokens": 1536,
     "truncateBeforePattern": list(DEFAULT_TRUNCATE_BEFORE_PATTERN),
@@ -65,9 +66,9 @@ def test_the_flat_dict_is_read_as_is_or_under_the_section_name(section: str | No
 def test_every_setting_round_trips_through_the_wire() -> None:
     wire = {
         "model": "./my-model", "revision": "main", "device": "cuda", "dtype": "bfloat16", "maxNewTokens": 128,
-        "temperature": 0.2, "topP": 0.9, "numCandidates": 3, "debounceMs": 0, "contextTokens": 1024,
-        "truncateBeforePattern": [], "cacheReuse": False, "cacheSlots": 2, "cudaGraphs": False,
-        "promptLookup": False, "logLevel": "debug",
+        "temperature": 0.2, "topP": 0.9, "numCandidates": 3, "seed": 7, "debounceMs": 0,
+        "contextTokens": 1024, "truncateBeforePattern": [], "cacheReuse": False, "cacheSlots": 2,
+        "cudaGraphs": False, "promptLookup": False, "logLevel": "debug",
     }  # fmt: skip
     settings, warnings = parse_settings(wire)
     assert warnings == []
@@ -96,6 +97,9 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         ("model", "", "Salesforce/codegen-350M-mono"),
         ("model", 350, "Salesforce/codegen-350M-mono"),
         ("revision", 3, None),
+        ("seed", -1, None),
+        ("seed", 1.5, None),
+        ("seed", "42", None),
         ("cacheReuse", "yes", True),
         ("cudaGraphs", 1, True),
         ("truncateBeforePattern", ["("], list(DEFAULT_TRUNCATE_BEFORE_PATTERN)),
@@ -208,14 +212,14 @@ def test_model_spec_carries_the_model_settings() -> None:
 
 def test_generation_options_carry_the_generation_settings_and_the_stop_rule() -> None:
     settings, _ = parse_settings({"maxNewTokens": 16, "temperature": 0.7, "topP": 0.5, "numCandidates": 4,
-                                  "contextTokens": 512})  # fmt: skip
+                                  "contextTokens": 512, "seed": 11})  # fmt: skip
     rule = StopRule(single_line=True)
     assert settings.generation_options(rule) == GenerationOptions(
         max_new_tokens=16,
         temperature=0.7,
         top_p=0.5,
         num_candidates=4,
-        seed=None,
+        seed=11,
         context_tokens=512,
         stop_rule=rule,
     )
