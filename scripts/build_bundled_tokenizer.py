@@ -20,24 +20,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from tokenizer.codegen_tokenizer import bytes_to_unicode
+
 OUT_DIR = Path(__file__).resolve().parent.parent / "tokenizer" / "data"
 WHISPER_SDIST = "openai-whisper==20250625"
 ENDOFTEXT = "<|endoftext|>"
 ENDOFTEXT_ID = 50256
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from bytes to printable unicode characters."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, map(chr, chars)))
 
 
 def codegen_whitespace_tokens() -> list[str]:

@@ -60,7 +60,7 @@ class TokenizerLoadError(ValueError):
     """A tokenizer folder lacks a file or holds a corrupt one; the message names the folder and the file."""
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable character map (the alphabet of byte-level BPE tokens)."""
     printable = [
         *range(ord("!"), ord("~") + 1),
@@ -77,7 +77,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars), strict=True))
 
 
-_BYTE_OF_CHAR = {char: byte for byte, char in _bytes_to_unicode().items()}
+_BYTE_OF_CHAR = {char: byte for byte, char in bytes_to_unicode().items()}
 # str.translate table taking a byte-level character to the latin-1 character of its byte.
 _BYTE_LEVEL_TO_LATIN1 = {ord(char): byte for char, byte in _BYTE_OF_CHAR.items()}
 _BYTE_LEVEL_TOKEN = re.compile("[" + re.escape("".join(_BYTE_OF_CHAR)) + "]*")
