@@ -4,6 +4,7 @@ A real file of the standard library; the cursor sits at the start of the line ho
 next characters are typed one keystroke at a time and after each one a completion of `--new-tokens` tokens is
 asked for (greedy, no early stop, EOS ignored, so every run does the same work). Compared, in one run:
   ours, reuse on     - our engine, KV cache reused from the longest common token prefix (the product);
+  ... no lookup      - the same without prompt-lookup drafts (plain one-token-per-pass decoding);
   ours, reuse off    - our engine recomputing the whole prompt each time (every `--scratch-every`th keystroke);
   transformers       - CodeGenForCausalLM with its own DynamicCache kept across keystrokes and cropped to the
                        common prefix: its best case.
@@ -130,10 +131,12 @@ def typing_benchmark(args: argparse.Namespace) -> str:
         loaded = load_folder(folder, "cpu", str(dtype).removeprefix("torch."))
         prompts = replay_prompts(source, loaded.tokenizer.encode_with_offsets, args.tokens_before, args.keystrokes)
         reuse, scratch = Engine(loaded, cache_slots=2), Engine(loaded, cache_slots=1, cache_reuse=False)
-        reuse.eos_ids = scratch.eos_ids = ()
+        no_lookup = Engine(loaded, cache_slots=1, prompt_lookup=False)
+        reuse.eos_ids = scratch.eos_ids = no_lookup.eos_ids = ()
         floor = decode_alone(reuse, prompts[0], args.new_tokens)
         rows = {
             "ours, reuse on": time_ours(reuse, prompts, options),
+            "ours, reuse on, no prompt lookup": time_ours(no_lookup, prompts, options),
             "ours, reuse off": time_ours(scratch, prompts[:: args.scratch_every], options),
         }
         hf = TransformersBestCase(folder, dtype)
@@ -148,12 +151,14 @@ def typing_benchmark(args: argparse.Namespace) -> str:
                 f"{statistics.mean(row['hit']):.1%} |"
             )
         ours = statistics.median(rows["ours, reuse on"]["latencies"])
+        plain = statistics.median(rows["ours, reuse on, no prompt lookup"]["latencies"])
         off = statistics.median(rows["ours, reuse off"]["latencies"])
         theirs = statistics.median(rows["transformers best case"]["latencies"])
         checks.append(
             f"- {name}: decoding {args.new_tokens} tokens alone takes {floor:.3f} s; a keystroke with reuse takes "
-            f"{ours / floor:.2f}x that; reuse off is {off / ours:.1f}x slower; transformers' best case is "
-            f"{theirs / ours:.1f}x slower."
+            f"{ours / floor:.2f}x that ({plain / floor:.2f}x without prompt lookup); reuse off is "
+            f"{off / ours:.1f}x slower; transformers' best case is {theirs / ours:.1f}x slower "
+            f"({theirs / plain:.1f}x than ours without prompt lookup)."
         )
     return "\n".join(lines + [""] + checks)
 

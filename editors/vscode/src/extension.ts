@@ -1,0 +1,139 @@
+// Starts codegen-lsp for Python files; VS Code shows its inline completions as ghost text (Tab accepts).
+//
+// vscode-languageclient >= 10 implements `textDocument/inlineCompletion` (LSP 3.18) as a regular feature;
+// on 9.x it was a proposed one, which `registerProposedFeatures()` turned on (a no-op now, kept for that).
+import * as os from 'os';
+import * as readline from 'readline';
+import * as vscode from 'vscode';
+import {
+    DidChangeConfigurationNotification,
+    LanguageClient,
+    LanguageClientOptions,
+    ServerOptions,
+} from 'vscode-languageclient/node';
+
+import { logServerLine } from './serverLog';
+import { SECTION, serverLaunch, serverSettingKeys, serverSettings } from './settings';
+
+let client: LanguageClient | undefined;
+let settingKeys: string[] = [];
+let output: vscode.LogOutputChannel;
+let trace: vscode.LogOutputChannel;
+
+function configuration(): vscode.WorkspaceConfiguration {
+    return vscode.workspace.getConfiguration(SECTION);
+}
+
+function currentSettings(): Record<string, unknown> {
+    const config = configuration();
+    return serverSettings(settingKeys, (key) => config.get(key));
+}
+
+function lines(input: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+    readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on('line', onLine);
+}
+
+function createClient(): LanguageClient {
+    const config = configuration();
+    const launch = serverLaunch((key) => config.get(key), os.homedir());
+    const serverOptions: ServerOptions = { command: launch.command, args: launch.args, options: { env: process.env } };
+    const clientOptions: LanguageClientOptions = {
+        documentSelector: [
+            { scheme: 'file', language: 'python' },
+            { scheme: 'untitled', language: 'python' },
+        ],
+        initializationOptions: currentSettings,
+        outputChannel: output, // the server's stderr (its log) and window/logMessage land here
+        traceOutputChannel: trace,
+        stdioOptions: {
+            stdout: (input, channel) => lines(input, (line) => channel.info(line)),
+            stderr: (input, channel) => lines(input, (line) => logServerLine(channel, line)),
+        },
+        middleware: {
+            workspace: {
+                // Answer a pull for our section with the server's settings only (not serverCommand & co.).
+                configuration: async (params, token, next) => {
+                    const result = await next(params, token);
+                    if (!Array.isArray(result)) {
+                        return result;
+                    }
+                    return params.items.map((item, index) =>
+                        item.section === SECTION ? currentSettings() : result[index],
+                    );
+                },
+            },
+        },
+    };
+    const languageClient = new LanguageClient(SECTION, 'CodeGen LSP', serverOptions, clientOptions);
+    languageClient.registerProposedFeatures();
+    return languageClient;
+}
+
+async function startClient(): Promise<void> {
+    client = createClient();
+    try {
+        await client.start();
+    } catch (error) {
+        output.error(`Could not start the server: ${String(error)}`);
+        void vscode.window
+            .showErrorMessage(
+                `CodeGen LSP: could not start "${configuration().get('serverCommand')}". ` +
+                    'Install it with `pip install codegen-lsp` or set codegenLsp.serverCommand.',
+                'Open Settings',
+            )
+            .then((choice) => {
+                if (choice === 'Open Settings') {
+                    void vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.serverCommand`);
+                }
+            });
+    }
+}
+
+async function stopClient(): Promise<void> {
+    const running = client;
+    client = undefined;
+    if (running !== undefined) {
+        try {
+            await running.stop();
+        } catch (error) {
+            output.warn(`Stopping the server: ${String(error)}`);
+        }
+    }
+}
+
+async function restartClient(): Promise<void> {
+    await stopClient();
+    await startClient();
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+    settingKeys = serverSettingKeys(context.extension.packageJSON);
+    output = vscode.window.createOutputChannel('CodeGen LSP', { log: true });
+    trace = vscode.window.createOutputChannel('CodeGen LSP Trace', { log: true });
+    context.subscriptions.push(
+        output,
+        trace,
+        vscode.commands.registerCommand(`${SECTION}.restartServer`, restartClient),
+        vscode.commands.registerCommand(`${SECTION}.showOutput`, () => output.show(true)),
+        vscode.workspace.onDidChangeConfiguration((event) => {
+            if (!event.affectsConfiguration(SECTION)) {
+                return;
+            }
+            if (
+                event.affectsConfiguration(`${SECTION}.serverCommand`) ||
+                event.affectsConfiguration(`${SECTION}.serverArgs`)
+            ) {
+                void restartClient();
+            } else if (client?.isRunning()) {
+                void client.sendNotification(DidChangeConfigurationNotification.type, {
+                    settings: { [SECTION]: currentSettings() },
+                });
+            }
+        }),
+    );
+    await startClient();
+}
+
+export function deactivate(): Promise<void> {
+    return stopClient();
+}

@@ -1,0 +1,119 @@
+// The extension itself (out/extension.js) activated in Node against a fake `vscode` module and the real
+// vscode-languageclient: it starts the real server from codegenLsp.serverCommand / serverArgs with the
+// settings as initializationOptions, and the inline completion provider the client registers answers
+// with the CLI's completion. A settings change reaches the server; the restart command restarts it.
+//
+// tests/test_editor_vscode.py writes the case and sets CODEGEN_LSP_TEST_CASE; without it this skips.
+'use strict';
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { test } = require('node:test');
+
+const { Position, createFakeVscode, installFakeVscode } = require('./fake-vscode.cjs');
+
+const CASE_FILE = process.env.CODEGEN_LSP_TEST_CASE;
+const skip = CASE_FILE ? false : 'set CODEGEN_LSP_TEST_CASE (tests/test_editor_vscode.py does)';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const token = { isCancellationRequested: false, onCancellationRequested: () => ({ dispose() {} }) };
+
+/** What VS Code would hold for the person's settings.json: package.json defaults, then their values. */
+function userSettings(c) {
+    const packageJson = require('../package.json');
+    const settings = {};
+    for (const [key, property] of Object.entries(packageJson.contributes.configuration.properties)) {
+        settings[key] = property.default;
+    }
+    for (const [key, value] of Object.entries(c.settings)) {
+        settings[`codegenLsp.${key}`] = value;
+    }
+    settings['codegenLsp.serverCommand'] = c.server[0];
+    settings['codegenLsp.serverArgs'] = c.server.slice(1);
+    return settings;
+}
+
+/** Ask the newest inline provider, as VS Code does while typing, until the model has loaded and answers. */
+async function ghostText(seen, document, position, seconds = 60) {
+    const deadline = Date.now() + seconds * 1000;
+    for (;;) {
+        const live = seen.inlineProviders.filter((p) => !p.disposed);
+        assert.equal(live.length, 1, 'exactly one live inline completion provider');
+        const result = await live[0].provider.provideInlineCompletionItems(
+            document,
+            position,
+            { triggerKind: 1 /* Automatic */, selectedCompletionInfo: undefined },
+            token,
+        );
+        const items = Array.isArray(result) ? result : result?.items ?? [];
+        if (items.length > 0) return items[0];
+        if (Date.now() > deadline) assert.fail('no inline completion before the deadline');
+        await sleep(250);
+    }
+}
+
+test('the extension activates, starts the server and shows its ghost text', { skip, timeout: 120_000 }, async () => {
+    const c = JSON.parse(fs.readFileSync(CASE_FILE, 'utf8'));
+    const settings = userSettings(c);
+    const { vscode, seen, textDocument } = createFakeVscode(settings);
+    installFakeVscode(vscode);
+    const document = textDocument(c.path, 'python', c.text);
+    seen.documents.push(document); // open before activation, as when VS Code restores a window
+    const extension = require('../out/extension.js');
+    const context = { subscriptions: [], extension: { packageJSON: require('../package.json') } };
+    const position = new Position(c.line, c.character);
+    try {
+        await extension.activate(context);
+        assert.ok(seen.commands.has('codegenLsp.restartServer'), 'no restart command');
+        assert.equal(seen.inlineProviders.length, 1, 'the client registered no inline completion provider');
+
+        const item = await ghostText(seen, document, position);
+        assert.equal(item.insertText, c.completion);
+        assert.ok(item.range === undefined || (item.range.start.line === c.line && item.range.start.character === c.character));
+
+        // A setting changes: the extension sends it; greedy decoding with fewer tokens gives a prefix.
+        settings['codegenLsp.maxNewTokens'] = 3;
+        seen.configurationListeners.fire({ affectsConfiguration: (s) => s === 'codegenLsp' || s === 'codegenLsp.maxNewTokens' });
+        let shorter;
+        for (let i = 0; i < 40; i++) {
+            shorter = (await ghostText(seen, document, position)).insertText;
+            if (shorter !== c.completion) break;
+            await sleep(100);
+        }
+        assert.ok(shorter.length < c.completion.length && c.completion.startsWith(shorter),
+            `after maxNewTokens 3: ${JSON.stringify(shorter)} is not a shorter prefix of ${JSON.stringify(c.completion)}`);
+
+        // The restart command: a new server (and provider) with the current settings.
+        settings['codegenLsp.maxNewTokens'] = c.settings.maxNewTokens;
+        await seen.commands.get('codegenLsp.restartServer')();
+        assert.equal(seen.inlineProviders.filter((p) => !p.disposed).length, 1);
+        assert.equal((await ghostText(seen, document, position)).insertText, c.completion);
+
+        // The server's log lines keep their level in the output channel (not all "error").
+        assert.ok(seen.output.some((line) => /^\[CodeGen LSP\] info codegen_lsp\.server: initialize from Visual Studio Code/.test(line)),
+            'the server log is not in the output channel at info level');
+        assert.deepEqual(seen.output.filter((line) => line.startsWith('[CodeGen LSP] error')), []);
+
+        const problems = seen.messages.filter((m) => m.kind !== 'info');
+        assert.deepEqual(problems, [], 'VS Code would have shown these messages');
+    } catch (error) {
+        error.message += `\n--- output channels (tail) ---\n${seen.output.slice(-40).join('\n')}`;
+        throw error;
+    } finally {
+        await extension.deactivate();
+    }
+});
+
+test('server stderr lines keep their level', () => {
+    const { parseServerLine } = require('../out/serverLog.js');
+    assert.deepEqual(parseServerLine('2026-01-02 03:04:05,678 codegen-lsp WARNING codegen_lsp.server: slow'), {
+        level: 'warn',
+        text: 'codegen_lsp.server: slow',
+    });
+    assert.equal(parseServerLine('2026-01-02 03:04:05,678 codegen-lsp DEBUG x: y').level, 'debug');
+    assert.equal(parseServerLine('2026-01-02 03:04:05,678 codegen-lsp CRITICAL x: y').level, 'error');
+    assert.deepEqual(parseServerLine('Traceback (most recent call last):'), {
+        level: 'warn',
+        text: 'Traceback (most recent call last):',
+    });
+});
