@@ -263,6 +263,7 @@ class CodegenLanguageServer(LanguageServer):
         self._shown: set[str] = set()
         self._engine_lock: asyncio.Lock | None = None
         self._initialized = False
+        self.stopping: asyncio.Future | None = None  # the worker stopping after `shutdown`
         self.started_at = time.monotonic()
 
     # -- client facts --------------------------------------------------------------------------------------
@@ -597,9 +598,10 @@ async def initialized(ls: CodegenLanguageServer, params: types.InitializedParams
 
 
 @server.feature(types.SHUTDOWN)
-async def shutdown(ls: CodegenLanguageServer, params: None) -> None:
+def shutdown(ls: CodegenLanguageServer, params: None) -> None:
+    """Answered at once (eglot waits only 1.5 s); the worker stops in the background and `exit` waits for it."""
     log.info("shutdown")
-    await ls.stop_engine()
+    ls.stopping = asyncio.ensure_future(ls.stop_engine())
 
 
 @server.feature(types.EXIT)
