@@ -7,6 +7,7 @@ go through the model. Greedy results are the same as a run from scratch on the s
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from inference.device import available_memory_bytes
 from inference.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
 from inference.kv_cache import KVCache
 from inference.loading import LoadedModel
@@ -27,7 +29,10 @@ from inference.protocol import (
 )
 from inference.window import WINDOW_CHUNK_TOKENS, fit_window
 
+log = logging.getLogger("codegen_lsp.engine")
+
 ALTERNATIVE_TEMPERATURE = 0.8  # extra candidates of a greedy request are sampled at this temperature
+CACHE_MEMORY_FRACTION = 0.5  # KV cache slots may take at most this share of the memory free after loading
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -85,7 +90,14 @@ class Engine:
         self._decode_step_factory = decode_step_factory
         self._static_cache = static_cache
         self._steps: dict[int, Callable] = {}  # id(cache) -> its captured decode step
-        self.slots = SlotPool(self._new_cache, cache_slots)
+        self.slots = SlotPool(self._new_cache, slots_that_fit(cache_slots, self.slot_bytes,
+                                                              available_memory_bytes(loaded.device)))
+
+    @property
+    def slot_bytes(self) -> int:
+        """One document's KV cache: keys and values of every layer at every position."""
+        c = self.config
+        return 2 * c.n_layer * c.n_positions * c.n_embd * self.loaded.dtype.itemsize
 
     def budget(self, options: GenerationOptions) -> int:
         return max(1, min(options.context_tokens, self.config.n_positions - options.max_new_tokens))
@@ -162,6 +174,17 @@ class Engine:
                                  on_token, cancelled, self._steps.get(id(slot.cache)), drafter)
         slot.tokens.extend(generation.token_ids[: generation.fed])
         return generation
+
+
+def slots_that_fit(wanted: int, slot_bytes: int, free_bytes: int | None) -> int:
+    """`wanted` slots, fewer if they would take more than CACHE_MEMORY_FRACTION of the free memory (never 0)."""
+    if free_bytes is None:
+        return max(1, wanted)
+    fit = int(free_bytes * CACHE_MEMORY_FRACTION) // slot_bytes
+    if fit < wanted:
+        log.warning("KV cache: %d slot(s) of %.0f MB fit in half the free memory (%.0f MB); %d were asked for",
+                    max(1, fit), slot_bytes / 1e6, free_bytes / 1e6, wanted)
+    return max(1, min(wanted, fit))
 
 
 def unique(candidates) -> tuple[Candidate, ...]:

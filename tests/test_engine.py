@@ -297,3 +297,20 @@ def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
     repeating = NgramDrafter([7, 7, 7], n=2, k=4)
     assert repeating.propose(limit=10) == [7, 7, 7, 7]  # an overlapping match continues the copy
     assert NgramDrafter([1, 2, 3], n=2).propose(limit=5) == []
+
+
+def test_slots_are_bounded_by_memory():
+    from inference.engine import slots_that_fit
+
+    assert slots_that_fit(4, slot_bytes=100, free_bytes=10_000) == 4
+    assert slots_that_fit(4, slot_bytes=100, free_bytes=500) == 2  # half of the free memory: 250 bytes
+    assert slots_that_fit(4, slot_bytes=100, free_bytes=10) == 1  # always one slot
+    assert slots_that_fit(3, slot_bytes=100, free_bytes=None) == 3
+
+
+def test_slot_size_is_what_a_cache_allocates(tiny_loaded):
+    from inference.kv_cache import KVCache
+
+    engine = Engine(tiny_loaded)
+    cache = KVCache(tiny_loaded.config, tiny_loaded.config.n_positions, tiny_loaded.dtype, "cpu")
+    assert engine.slot_bytes == cache.nbytes
