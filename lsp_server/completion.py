@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference.protocol import CompletionRequest, CompletionResult
+from inference.protocol import Candidate, CompletionRequest, CompletionResult, StopReason
 from inference.stop_rule import StopRule
 
 from .pipeline import CompletionContext, Mode, build_context, decide, postprocess, stop_rule_for
@@ -79,11 +79,22 @@ def make_request(
     return CompletionRequest(request_id, document, prepared.ctx.prompt, options)
 
 
+def complete_lines(candidate: Candidate) -> str:
+    """A candidate the token limit cut mid-line keeps its complete lines only (when it has any): a dangling
+    `if self` after good lines is worse than no last line."""
+    text = candidate.text
+    if candidate.stop_reason not in (StopReason.MAX_TOKENS, StopReason.CONTEXT_FULL) or text.endswith("\n"):
+        return text
+    first_line = len(text) - len(text.lstrip("\n"))
+    last_newline = text.rfind("\n")
+    return text[:last_newline] if last_newline > first_line else text
+
+
 def finish(result: CompletionResult, prepared: Prepared) -> list[str]:
     """Step 4: each candidate post-processed; empty and duplicate items dropped, the engine's order kept."""
     items: list[str] = []
     for candidate in result.candidates:
-        text = postprocess(candidate.text, prepared.ctx, prepared.rule)
+        text = postprocess(complete_lines(candidate), prepared.ctx, prepared.rule)
         if text and text not in items:
             items.append(text)
     return items

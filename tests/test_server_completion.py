@@ -76,3 +76,18 @@ def test_completion_edit_starts_at_the_word() -> None:
     assert completion_edit("    éa", "b").word == "éa"  # identifiers are Unicode
     assert completion_edit("def f():", "\n    pass").label == "pass"
     assert completion_edit("    name", "\n    pass").label == "name ⏎ pass"
+
+
+def test_a_completion_cut_by_the_token_limit_keeps_its_complete_lines_only() -> None:
+    from lsp_server.completion import complete_lines
+
+    def cut(text: str, reason: StopReason = StopReason.MAX_TOKENS) -> str:
+        return complete_lines(Candidate((1,), text, reason))
+
+    assert cut("x = 1\n    if sel") == "x = 1"
+    assert cut("\n    a = 1\n    b = fo") == "\n    a = 1"
+    assert cut("x = 1\n    y = 2\n") == "x = 1\n    y = 2\n"  # the last line is complete
+    assert cut("return sel") == "return sel"  # one partial line is all there is
+    assert cut("\n    return sel") == "\n    return sel"
+    assert cut("x = 1\n    if sel", StopReason.EOS) == "x = 1\n    if sel"  # the model ended it itself
+    assert cut("x = 1\n    if sel", StopReason.STOP_RULE) == "x = 1\n    if sel"
