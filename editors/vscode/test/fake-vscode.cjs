@@ -10,21 +10,7 @@ const Module = require('module');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
-const VSCODE_VERSION = '1.95.3';
-
-/** Any other API: every property is another stand-in; calls return stand-ins (usable as Disposables). */
-function standIn(name) {
-    const target = function () {};
-    return new Proxy(target, {
-        get(_target, property) {
-            if (property === 'then' || typeof property === 'symbol') return undefined;
-            if (property === 'dispose') return () => {};
-            return standIn(`${name}.${String(property)}`);
-        },
-        apply: () => standIn(`${name}()`),
-        construct: () => standIn(`new ${name}`),
-    });
-}
+const { VSCODE_VERSION, standIn } = require('./vscode-stub.cjs');
 
 class Disposable {
     constructor(onDispose) {

@@ -10,12 +10,14 @@ const Module = require('module');
 
 const VSCODE_VERSION = '1.95.3';
 
+/** Any API: every property is another stand-in; calls return stand-ins (usable as Disposables). */
 function standIn(name) {
     const target = function () {};
     return new Proxy(target, {
         get(_target, property) {
             if (property === 'version') return VSCODE_VERSION;
             if (property === 'then' || typeof property === 'symbol') return undefined;
+            if (property === 'dispose') return () => {};
             return standIn(`${name}.${String(property)}`);
         },
         apply: () => standIn(`${name}()`),
@@ -46,4 +48,4 @@ function vscodeClientCapabilities() {
     return client.computeClientCapabilities();
 }
 
-module.exports = { VSCODE_VERSION, installVscodeStub, vscodeClientCapabilities };
+module.exports = { VSCODE_VERSION, installVscodeStub, standIn, vscodeClientCapabilities };

@@ -109,6 +109,15 @@ local function start_legacy(bufnr)
   vim.lsp.start(cfg, { bufnr = bufnr })
 end
 
+--- Start the server for every loaded buffer of a served filetype (Neovim without vim.lsp.enable).
+local function start_legacy_in_open_buffers()
+  for _, bufnr in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(M.config.filetypes, vim.bo[bufnr].filetype) then
+      start_legacy(bufnr)
+    end
+  end
+end
+
 ---@param opts table? see lua/codegen_lsp/config.lua
 function M.setup(opts)
   M.config = merge(defaults, opts or {})
@@ -134,11 +143,7 @@ function M.setup(opts)
         start_legacy(args.buf)
       end,
     })
-    for _, bufnr in ipairs(api.nvim_list_bufs()) do
-      if api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(M.config.filetypes, vim.bo[bufnr].filetype) then
-        start_legacy(bufnr)
-      end
-    end
+    start_legacy_in_open_buffers()
   end
   api.nvim_create_user_command('CodegenLspRestart', M.restart, { desc = 'Restart the codegen-lsp server' })
   api.nvim_create_user_command('CodegenLspSuggest', function()
@@ -171,11 +176,7 @@ function M.restart()
     if vim.lsp.enable then
       vim.lsp.enable(M.name)
     else
-      for _, bufnr in ipairs(api.nvim_list_bufs()) do
-        if api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(M.config.filetypes, vim.bo[bufnr].filetype) then
-          start_legacy(bufnr)
-        end
-      end
+      start_legacy_in_open_buffers()
     end
   end, 500)
 end
