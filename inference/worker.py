@@ -137,6 +137,8 @@ def load_engine(spec: ModelSpec, sender: Sender):
             factory, static = (lambda cache: cuda_graph_decode_step(loaded.model, cache)), True
         engine = Engine(loaded, spec.cache_slots, spec.cache_reuse, decode_step_factory=factory, static_cache=static,
                         prompt_lookup=spec.prompt_lookup)
+        sender.send(LoadProgress("warming up", 1.0))
+        engine.warm_up()
     except ModelLoadError as exc:
         sender.send(LoadFailed(exc.kind, exc.message))
         return None

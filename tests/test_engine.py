@@ -314,3 +314,9 @@ def test_slot_size_is_what_a_cache_allocates(tiny_loaded):
     engine = Engine(tiny_loaded)
     cache = KVCache(tiny_loaded.config, tiny_loaded.config.n_positions, tiny_loaded.dtype, "cpu")
     assert engine.slot_bytes == cache.nbytes
+
+
+def test_warm_up_leaves_no_slot_behind(tiny_loaded):
+    engine = Engine(tiny_loaded, cache_slots=2)
+    engine.warm_up()
+    assert len(engine.slots) == 0
