@@ -26,13 +26,20 @@ CODEGEN_350M_SHAPE = dict(
 MEMORY_BANDWIDTH_GBS = 52.0  # measured on this machine with a torch sum (shared/ORACLE.md)
 
 
-def median_time(fn: Callable[[], None], repeats: int, warmup: int = 1) -> float:
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_time(fn: Callable[[], None], repeats: int, warmup: int = 1, device: str = "cpu") -> float:
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -57,14 +64,15 @@ def random_checkpoint(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int):
+def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str):
     from inference.generate import Sampler, decode_loop, prefill
     from inference.kv_cache import KVCache
     from inference.loading import load_folder
 
-    loaded = load_folder(folder, "cpu", dtype)
+    loaded = load_folder(folder, device, dtype)
     model, config = loaded.model, loaded.config
-    cache = KVCache(config, config.n_positions, loaded.dtype, "cpu")
+    cache = KVCache(config, config.n_positions, loaded.dtype, loaded.device)
+    prompt = prompt.to(loaded.device)
 
     def run_prefill() -> torch.Tensor:
         return prefill(model, prompt, 0, cache)
@@ -76,14 +84,17 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int):
     def run_prefill_short() -> torch.Tensor:
         return prefill(model, prompt[:8], 0, cache)
 
-    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    return run_prefill, run_decode, param_bytes
+    # Bytes of weights one decode step reads: every matrix once, but only one row of the embedding.
+    read = {name: p for name, p in model.named_parameters() if name != "wte.weight" or config.tie_word_embeddings}
+    step_bytes = sum(p.numel() * p.element_size() for p in read.values())
+    return run_prefill, run_decode, step_bytes
 
 
-def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int):
+def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str):
     from transformers import CodeGenForCausalLM, DynamicCache
 
-    model = CodeGenForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype]).eval()
+    model = CodeGenForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype]).eval().to(device)
+    prompt = prompt.to(device)
 
     @torch.inference_mode()
     def run_prefill() -> None:
@@ -106,34 +117,37 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
     rows = []
     for dtype in args.dtypes.split(","):
-        ours_prefill, ours_decode, param_bytes = ours_runner(folder, dtype, prompt, args.decode)
-        ref_prefill, ref_decode = transformers_runner(folder, dtype, prompt, args.decode)
+        ours_prefill, ours_decode, param_bytes = ours_runner(folder, dtype, prompt, args.decode, args.device)
+        ref_prefill, ref_decode = transformers_runner(folder, dtype, prompt, args.decode, args.device)
         # Prefill and decode of both engines alternate, so drift on a shared machine hits both alike.
         results = {}
         for name, fn in (("ours prefill", ours_prefill), ("hf prefill", ref_prefill),
                          ("ours decode", ours_decode), ("hf decode", ref_decode)):
-            results[name] = median_time(fn, args.repeats)
-        # decode time excludes the 8-token prefill that seeds it (measured once, small)
+            results[name] = median_time(fn, args.repeats, device=args.device)
+        # both decodes include the same 8-token prefill that seeds them (small next to 31 decode steps)
         ours_tok_s = args.decode / results["ours decode"]
         hf_tok_s = args.decode / results["hf decode"]
-        bandwidth = ours_tok_s * param_bytes / 1e9 / MEMORY_BANDWIDTH_GBS
+        gbs = ours_tok_s * param_bytes / 1e9
+        bandwidth = f"{gbs:.0f} GB/s" + (f" ({gbs / MEMORY_BANDWIDTH_GBS:.0%} of {MEMORY_BANDWIDTH_GBS:.0f})"
+                                         if args.device == "cpu" else "")
         rows.append((dtype, results["ours prefill"], results["hf prefill"], ours_tok_s, hf_tok_s, bandwidth))
         del ours_prefill, ours_decode, ref_prefill, ref_decode
     lines = [
-        f"CodeGen-350M shape, random weights, CPU, {args.threads} threads, prefill {args.prefill} tokens, "
-        f"decode {args.decode} tokens, median of {args.repeats}",
+        f"CodeGen-350M shape, random weights, {args.device}, {args.threads} CPU threads, "
+        f"prefill {args.prefill} tokens, decode {args.decode} tokens, median of {args.repeats}",
         "",
         "| dtype | prefill ours (s) | prefill transformers (s) | prefill speed-up | decode ours (tok/s) "
-        "| decode transformers (tok/s) | decode speed-up | weight bandwidth used |",
+        "| decode transformers (tok/s) | decode speed-up | weights read by our decode |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for dtype, ours_p, hf_p, ours_d, hf_d, bw in rows:
         lines.append(f"| {dtype} | {ours_p:.2f} | {hf_p:.2f} | {hf_p / ours_p:.2f}x | {ours_d:.1f} | {hf_d:.1f} "
-                     f"| {ours_d / hf_d:.2f}x | {bw:.0%} of {MEMORY_BANDWIDTH_GBS:.0f} GB/s |")
+                     f"| {ours_d / hf_d:.2f}x | {bw} |")
     return "\n".join(lines)
 
 
 def common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
                         help="where the random CodeGen-350M-shaped checkpoint is written (once)")

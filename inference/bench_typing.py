@@ -46,10 +46,11 @@ def percentile(values: list[float], q: float) -> float:
 class TransformersBestCase:
     """transformers' CodeGen with its own cache kept across keystrokes and cropped to the common prefix."""
 
-    def __init__(self, folder: Path, dtype: torch.dtype) -> None:
+    def __init__(self, folder: Path, dtype: torch.dtype, device: str) -> None:
         from transformers import CodeGenForCausalLM, DynamicCache
 
-        self.model = CodeGenForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+        self.device = device
+        self.model = CodeGenForCausalLM.from_pretrained(folder, dtype=dtype).eval().to(device)
         self.cache = DynamicCache(config=self.model.config)
         self.cached: list[int] = []
 
@@ -59,11 +60,12 @@ class TransformersBestCase:
         if len(self.cached) > common:
             self.cache.crop(-(len(self.cached) - common))  # transformers 5: a negative count removes tokens
             del self.cached[common:]
-        out = self.model(torch.tensor([prompt_ids[common:]]), cache=self.cache, use_cache=True, logits_to_keep=1)
+        new = torch.tensor([prompt_ids[common:]], device=self.device)
+        out = self.model(new, cache=self.cache, use_cache=True, logits_to_keep=1)
         self.cached.extend(prompt_ids[common:])
         generated = [int(out.logits[0, -1].argmax())]
         for _ in range(new_tokens - 1):
-            out = self.model(torch.tensor([[generated[-1]]]), cache=self.cache, use_cache=True)
+            out = self.model(torch.tensor([[generated[-1]]], device=self.device), cache=self.cache, use_cache=True)
             self.cached.append(generated[-1])
             generated.append(int(out.logits[0, -1].argmax()))
         return generated, len(prompt_ids) - common
@@ -103,7 +105,7 @@ def decode_alone(engine: Engine, prompt: str, new_tokens: int, repeats: int = 5)
     slot = engine.slots.get("decode-alone")
     times = []
     for _ in range(repeats):
-        logits = prefill(engine.model, torch.tensor(ids), 0, slot.cache)
+        logits = prefill(engine.model, torch.tensor(ids, device=engine.loaded.device), 0, slot.cache)
         start = time.perf_counter()
         decode_loop(engine.model, slot.cache, logits, len(ids), new_tokens, Sampler(), eos_ids=())
         times.append(time.perf_counter() - start)
@@ -119,16 +121,16 @@ def typing_benchmark(args: argparse.Namespace) -> str:
     options = GenerationOptions(max_new_tokens=args.new_tokens, context_tokens=CONTEXT_TOKENS)
     lines = [
         f"Typing replay: {source_path.name}, cursor after ~{args.tokens_before} tokens, {args.keystrokes} keystrokes, "
-        f"{args.new_tokens} new tokens each (greedy, no early stop), CodeGen-350M shape (random weights), CPU, "
-        f"{args.threads} threads. Ours without reuse: every {args.scratch_every}th keystroke.",
+        f"{args.new_tokens} new tokens each (greedy, no early stop), CodeGen-350M shape (random weights), "
+        f"{args.device}, {args.threads} CPU threads. Ours without reuse: every {args.scratch_every}th keystroke.",
         "",
         "| dtype | engine | p50 (s) | p95 (s) | tokens computed / keystroke | cache hit rate |",
         "|---|---|---|---|---|---|",
     ]
     checks = []
     for dtype_arg in args.dtypes.split(","):
-        dtype = resolve_dtype(dtype_arg, torch.device("cpu"))
-        loaded = load_folder(folder, "cpu", str(dtype).removeprefix("torch."))
+        dtype = resolve_dtype(dtype_arg, torch.device(args.device))
+        loaded = load_folder(folder, args.device, str(dtype).removeprefix("torch."))
         prompts = replay_prompts(source, loaded.tokenizer.encode_with_offsets, args.tokens_before, args.keystrokes)
         reuse, scratch = Engine(loaded, cache_slots=2), Engine(loaded, cache_slots=1, cache_reuse=False)
         no_lookup = Engine(loaded, cache_slots=1, prompt_lookup=False)
@@ -139,7 +141,7 @@ def typing_benchmark(args: argparse.Namespace) -> str:
             "ours, reuse on, no prompt lookup": time_ours(no_lookup, prompts, options),
             "ours, reuse off": time_ours(scratch, prompts[:: args.scratch_every], options),
         }
-        hf = TransformersBestCase(folder, dtype)
+        hf = TransformersBestCase(folder, dtype, args.device)
         rows["transformers best case"] = time_transformers(hf, prompts, loaded.tokenizer.encode_with_offsets,
                                                            reuse.budget(options), args.new_tokens)
         del hf
