@@ -2,6 +2,7 @@
 
     codegen-lsp bench engine [--dtypes float32,bfloat16] [--prefill 1024] [--decode 32] [--repeats 3]
     codegen-lsp bench typing [--dtypes float32,auto] [--keystrokes 200] [--new-tokens 16]
+    codegen-lsp bench memory [--dtypes float32,bfloat16]
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; both engines load that file.
 """
@@ -146,6 +147,59 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+MEMORY_PROBE = """
+import resource, sys, time, torch
+torch.set_num_threads({threads})
+start = time.perf_counter()
+if {ours}:
+    from inference.engine import Engine
+    from inference.loading import load_folder
+    from inference.protocol import CompletionRequest, GenerationOptions
+    engine = Engine(load_folder({folder!r}, {device!r}, {dtype!r}), cache_slots=1)
+    loaded_s = time.perf_counter() - start
+    engine.complete(CompletionRequest(1, "d", "def f(x):\\n" * 200, GenerationOptions(max_new_tokens=8)))
+else:
+    from transformers import CodeGenForCausalLM, DynamicCache
+    model = CodeGenForCausalLM.from_pretrained({folder!r}, dtype=getattr(torch, {dtype!r})).eval().to({device!r})
+    loaded_s = time.perf_counter() - start
+    with torch.inference_mode():
+        ids = torch.randint(0, 50000, (1, 1000), device={device!r})
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False, pad_token_id=0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, loaded_s)
+"""
+
+
+def memory_benchmark(args: argparse.Namespace) -> str:
+    """Peak resident memory of a fresh process that loads the model and completes ~1000 tokens."""
+    import subprocess
+    import sys
+
+    folder = random_checkpoint(Path(args.workdir) / "codegen-350M-random")
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    lines = [
+        f"Peak RSS of a fresh process: load the CodeGen-350M-shaped checkpoint ({size / 1e9:.2f} GB of fp32 "
+        f"safetensors) on {args.device}, then one completion of a ~1000-token prompt; one KV cache slot for ours.",
+        "",
+        "| dtype | ours: peak RSS (GB) | transformers: peak RSS (GB) | ratio | ours: load (s) "
+        "| transformers: load (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dtype in args.dtypes.split(","):
+        measured = {}
+        for ours in (True, False):
+            code = MEMORY_PROBE.format(threads=args.threads, ours=ours, folder=str(folder), device=args.device,
+                                       dtype=dtype)
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if out.returncode:
+                raise RuntimeError(f"the memory probe failed:\n{out.stderr[-2000:]}")
+            rss, load_s = out.stdout.split()[-2:]
+            measured[ours] = (int(rss) / 1e9, float(load_s))
+        (ours_rss, ours_load), (hf_rss, hf_load) = measured[True], measured[False]
+        lines.append(f"| {dtype} | {ours_rss:.2f} | {hf_rss:.2f} | {ours_rss / hf_rss:.2f}x | {ours_load:.1f} "
+                     f"| {hf_load:.1f} |")
+    return "\n".join(lines)
+
+
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=2)
@@ -168,8 +222,12 @@ def main(argv: list[str] | None = None) -> None:
     typing = kinds.add_parser("typing", help="keystroke latency over a typing replay")
     bench_typing.add_arguments(typing)
     common_arguments(typing)
+    memory = kinds.add_parser("memory", help="peak resident memory and load time")
+    memory.add_argument("--dtypes", default="float32,bfloat16")
+    common_arguments(memory)
     args = parser.parse_args(argv)
-    print(engine_benchmark(args) if args.kind == "engine" else bench_typing.typing_benchmark(args), flush=True)
+    run = {"engine": engine_benchmark, "typing": bench_typing.typing_benchmark, "memory": memory_benchmark}
+    print(run[args.kind](args), flush=True)
 
 
 if __name__ == "__main__":

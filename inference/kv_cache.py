@@ -17,8 +17,11 @@ class KVCache:
     def __init__(self, config: CodeGenConfig, max_len: int, dtype: torch.dtype, device: torch.device | str,
                  batch: int = 1, static: bool = False) -> None:
         shape = (config.n_layer, batch, config.n_head, max_len, config.head_dim)  # (L, B, H, S, D)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        # Dynamic mode reads only what was written, so its pages are touched (and count as memory) only as the
+        # context grows. Static mode reads every position through the mask: unwritten values must be finite.
+        allocate = torch.zeros if static else torch.empty
+        self.k = allocate(shape, dtype=dtype, device=device)
+        self.v = allocate(shape, dtype=dtype, device=device)
         self.max_len = max_len
         self.static = static
         self._end = 0

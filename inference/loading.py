@@ -45,9 +45,9 @@ def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtyp
         if report:
             report(f"loading layer {i + 1} of {config.n_layer}", (i + 1) / config.n_layer)
 
-    with open_weights(folder) as source:
-        check_keys(source.keys(), config, source.description)
-        state = to_ours(lambda key: source.get(key).to(device), config, dtype, on_layer)
+    source = open_weights(folder)
+    check_keys(source.keys(), config, source.description)
+    state = to_ours(lambda key: source.get(key).to(device), config, dtype, on_layer)
     model.load_state_dict(state, strict=True, assign=True)
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
@@ -66,8 +66,10 @@ def load_tokenizer(folder: Path, config: CodeGenConfig) -> CodeGenTokenizer:
     return tokenizer
 
 
-def load_folder(folder: Path, device: str = "auto", dtype: str = "auto", report: Progress | None = None) -> LoadedModel:
+def load_folder(folder: str | Path, device: str = "auto", dtype: str = "auto",
+                report: Progress | None = None) -> LoadedModel:
     start = time.perf_counter()
+    folder = Path(folder)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     config = CodeGenConfig.from_file(folder / "config.json")

@@ -1,23 +1,24 @@
 """Reading checkpoint tensors: model.safetensors, sharded safetensors with an index, or pytorch_model.bin.
 
-Safetensors files are memory-mapped and read one tensor at a time. A pytorch_model.bin is opened only with
+Safetensors files are read one tensor at a time straight into the buffer that becomes (or is converted into) the
+model's tensor, so the weights exist once in memory: no state dict beside the model, and no mapping of the whole
+file counted against the process while it loads. A pytorch_model.bin is opened only with
 `torch.load(weights_only=True)` (no arbitrary pickles) and converted once into a safetensors file in our cache,
-so later loads are mapped like any other.
+so later loads read it like any other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from inference.errors import ModelLoadError
@@ -37,39 +38,101 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "codegen-lsp"
 
 
+# The safetensors format: 8 bytes little-endian header length, a JSON header, then the tensors' bytes.
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+MAX_HEADER_BYTES = 100_000_000
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    start: int  # absolute offset in the file
+    end: int
+
+
+def read_safetensors_header(path: Path) -> dict[str, TensorEntry]:
+    """The tensors a safetensors file holds, checked against the file's size (a truncated file fails here)."""
+    if not path.exists():
+        raise ModelLoadError(f"{path} is missing", ErrorKind.MODEL_NOT_FOUND)
+
+    def corrupt(why: str) -> ModelLoadError:
+        return ModelLoadError(f"{path}: not a valid safetensors file (corrupt or truncated: {why})")
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise corrupt("shorter than its 8-byte header length")
+        header_len = int.from_bytes(prefix, "little")
+        if not 2 <= header_len <= min(MAX_HEADER_BYTES, size - 8):
+            raise corrupt(f"header length {header_len} does not fit a file of {size} bytes")
+        try:
+            header = json.loads(f.read(header_len))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise corrupt(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise corrupt("header is not a JSON object")
+    base = 8 + header_len
+    entries = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype = SAFETENSORS_DTYPES[info["dtype"]]
+            shape = tuple(int(d) for d in info["shape"])
+            begin, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise corrupt(f"entry {key!r} is malformed ({type(exc).__name__}: {exc})") from None
+        expected = math.prod(shape) * dtype.itemsize
+        if not 0 <= begin <= end or end - begin != expected:
+            raise corrupt(f"tensor {key} claims {end - begin} bytes for shape {shape}")
+        if base + end > size:
+            raise corrupt(f"tensor {key} ends at byte {base + end} of a {size}-byte file")
+        entries[key] = TensorEntry(dtype, shape, base + begin, base + end)
+    return entries
+
+
+def read_tensor(path: Path, entry: TensorEntry) -> torch.Tensor:
+    """One tensor, read into a buffer the tensor then owns."""
+    buffer = bytearray(entry.end - entry.start)
+    with open(path, "rb", buffering=0) as f:
+        f.seek(entry.start)
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            n = f.readinto(view[done:])
+            if not n:
+                raise ModelLoadError(f"{path}: ended early while reading a tensor (truncated file)")
+            done += n
+    if not buffer:
+        return torch.empty(entry.shape, dtype=entry.dtype)
+    return torch.frombuffer(buffer, dtype=entry.dtype).reshape(entry.shape)
+
+
 class WeightSource:
     """Lazy access to the tensors of one checkpoint, spread over one or more safetensors files."""
 
-    def __init__(self, files: dict[str, Path], description: str) -> None:
-        self._file_of = files  # key -> safetensors file
+    def __init__(self, entries: dict[str, tuple[Path, TensorEntry]], description: str) -> None:
+        self._entries = entries  # key -> (safetensors file, where the tensor is)
         self.description = description
-        self._stack = ExitStack()
-        self._handles: dict[Path, object] = {}
 
     def keys(self) -> set[str]:
-        return set(self._file_of)
+        return set(self._entries)
 
     def get(self, key: str) -> torch.Tensor:
-        path = self._file_of[key]
+        path, entry = self._entries[key]
         try:
-            if path not in self._handles:
-                self._handles[path] = self._stack.enter_context(safe_open(str(path), framework="pt"))
-            return self._handles[path].get_tensor(key)
-        except (SafetensorError, OSError, RuntimeError) as exc:
+            return read_tensor(path, entry)
+        except OSError as exc:
             raise ModelLoadError(f"{path}: cannot read tensor {key} ({exc})") from None
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 def safetensors_keys(path: Path) -> list[str]:
-    if not path.exists():
-        raise ModelLoadError(f"{path} is missing", ErrorKind.MODEL_NOT_FOUND)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return list(f.keys())
-    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not a valid safetensors file (corrupt or truncated: {exc})") from None
+    return list(read_safetensors_header(path))
 
 
 def read_index(path: Path) -> dict[str, str]:
@@ -133,17 +196,22 @@ def convert_pickles(bin_files: list[Path], target: Path) -> None:
         tmp_path.unlink(missing_ok=True)
 
 
-@contextmanager
-def open_weights(folder: Path) -> Iterator[WeightSource]:
+def entries_of(files: dict[str, Path]) -> dict[str, tuple[Path, TensorEntry]]:
+    """Where each key's tensor is, from the headers of the files the keys are said to be in."""
+    headers = {path: read_safetensors_header(path) for path in sorted(set(files.values()))}
+    entries = {}
+    for key, path in files.items():
+        if key not in headers[path]:
+            raise ModelLoadError(f"{path}: the index lists {key} in this file, but it is not there")
+        entries[key] = (path, headers[path][key])
+    return entries
+
+
+def open_weights(folder: Path) -> WeightSource:
     """The checkpoint in `folder`, preferring safetensors. Raises ModelLoadError naming the file at fault."""
     files: dict[str, Path]
     if (folder / SAFETENSORS_INDEX).exists():
         files = sharded_files(folder, SAFETENSORS_INDEX)
-        for path in sorted(set(files.values())):
-            present = set(safetensors_keys(path))
-            absent = [k for k, p in files.items() if p == path and k not in present]
-            if absent:
-                raise ModelLoadError(f"{path}: the index lists {absent[0]} in this file, but it is not there")
         description = str(folder / SAFETENSORS_INDEX)
     elif (folder / SAFETENSORS).exists():
         path = folder / SAFETENSORS
@@ -167,8 +235,4 @@ def open_weights(folder: Path) -> Iterator[WeightSource]:
             f"{folder}: no weights found (expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {PICKLE})",
             ErrorKind.MODEL_NOT_FOUND,
         )
-    source = WeightSource({k: p for k, p in files.items() if not is_ignored_key(k)}, description)
-    try:
-        yield source
-    finally:
-        source.close()
+    return WeightSource(entries_of({k: p for k, p in files.items() if not is_ignored_key(k)}), description)

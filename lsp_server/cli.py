@@ -2,7 +2,7 @@
 
     codegen-lsp [serve] [--stdio | --tcp --port N] [--log-level LEVEL]
     codegen-lsp complete --model MODEL FILE --line L --character C [--json] [...]
-    codegen-lsp bench engine|typing|server [args]
+    codegen-lsp bench engine|typing|memory|server [args]
     codegen-lsp --version
 
 Only `complete` and `bench` import torch (`complete` runs the engine in this process); `serve` never does.
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     bench = commands.add_parser("bench", help="benchmarks: engine, typing (the engine), server (end to end)")
-    bench.add_argument("kind", choices=("engine", "typing", "server"))
+    bench.add_argument("kind", choices=("engine", "typing", "memory", "server"))
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     # Editors start servers as `prog --stdio` (vscode-languageclient adds it): no subcommand means serve.
     if not argv or (argv[0].startswith("-") and argv[0] not in ("--version", "-h", "--help")):
         argv = ["serve", *argv]
-    if argv[0] == "bench" and len(argv) > 1 and argv[1] in ("engine", "typing", "server"):
+    if argv[0] == "bench" and len(argv) > 1 and argv[1] in ("engine", "typing", "memory", "server"):
         return _bench(argv[1], argv[2:])  # the benchmarks parse their own arguments
     args = _parser().parse_args(argv)
     if args.version:

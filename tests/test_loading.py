@@ -218,3 +218,27 @@ def test_default_model_falls_back_to_the_bundled_model_when_offline():
 def test_no_fallback_for_a_local_folder(tmp_path):
     with pytest.raises(ModelLoadError):
         load(ModelSpec(model=str(tmp_path / "missing"), device="cpu", dtype="float32"))
+
+
+def test_a_header_that_lies_about_a_tensors_size_is_named(model_dir):
+    import struct
+
+    path = model_dir / "model.safetensors"
+    data = path.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + header_len])
+    header["lm_head.bias"]["shape"] = [header["lm_head.bias"]["shape"][0] * 2]
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + header_len :])
+    message = load_error(model_dir).message
+    assert "model.safetensors" in message and "lm_head.bias" in message
+
+
+def test_weights_are_read_into_the_model_not_beside_it(tiny_model_dir, tiny_loaded):
+    """Each tensor comes from a read of its own bytes (no mapping of the file stays behind the model)."""
+    from inference.weights import open_weights
+
+    source = open_weights(tiny_model_dir)
+    tensor = source.get("transformer.h.0.mlp.fc_in.weight")
+    assert tensor.is_contiguous() and tensor.dtype == torch.float32
+    assert torch.equal(tensor, load_file(tiny_model_dir / "model.safetensors")["transformer.h.0.mlp.fc_in.weight"])
