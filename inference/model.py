@@ -143,7 +143,9 @@ class CodeGen(nn.Module):
         return linear(self.ln_f(x), self.lm_head.weight, self.lm_head.bias)  # (B, T or 1, V)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+        """Parameters counted once per storage: a tied head is the embedding."""
+        unique = {p.untyped_storage().data_ptr(): p for p in self.parameters()}
+        return sum(p.numel() for p in unique.values())
 
 
 def init_weights(model: CodeGen, std: float = 0.02) -> None:

@@ -46,7 +46,10 @@ LINE_TOKENS = 48  # a stdlib line is at most ~100 characters, ~30 tokens
 EXAMPLE_TOKENS = 64
 EXAMPLE_CONTEXT_LINES = 8
 EXAMPLE_LINES = 4
-OBVIOUS_PROMPTS = ("import os\nimport ", "class Point:\n    def __init__(self")
+# With and without a trailing space: byte-level BPE joins a space to the word after it, so a prompt that ends
+# in a space ends in a lone-space token that the training text almost never has before a name.
+OBVIOUS_PROMPTS = ("import os\nimport", "import os\nimport ", "class Point:\n    def __init__(self",
+                   "if __name__ ==")
 SINGLE_LINE = GenerationOptions(max_new_tokens=LINE_TOKENS, stop_rule=StopRule(patterns=(), single_line=True))
 
 
@@ -268,6 +271,10 @@ def render(loaded: LoadedModel, run: dict, rows: list[LossRow], tokens: int, hel
         *examples,
         "",
         "### Obvious prompts (single line)",
+        "",
+        "A prompt that ends in a space ends in a lone-space token, which byte-level BPE almost never produces "
+        "before a name (it joins the space to the word: ` sys`), so the model is off its training "
+        "distribution there; CodeGen's GPT-2 tokenizer has the same property.",
         "",
         *[f"- `{prompt!r}` -> `{text!r}`" for prompt, text in obvious],
         "",
