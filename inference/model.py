@@ -39,8 +39,12 @@ def activation(name: str):
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """F.linear, except that one row (a decode step) goes through a matrix-vector product: oneDNN's bf16 GEMM
-    reads the weights at ~28 GB/s for a single row on this CPU, its GEMV at ~40 GB/s (fp32 is equal either way)."""
+    """F.linear, made for CPU decoding: a weight packed by pack_for_onednn goes through oneDNN's blocked kernel,
+    and one row (a decode step) of a plain weight through a matrix-vector product, which reads the weights faster
+    than the GEMM path does for a single row in bf16 (fp32 is equal either way)."""
+    if weight.layout == torch._mkldnn:
+        out = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "none", [], "")
+        return out.view(*x.shape[:-1], -1)
     if x.numel() != x.shape[-1] or x.device.type != "cpu":
         return F.linear(x, weight, bias)
     row = x.reshape(-1)  # (K,)
@@ -146,6 +150,23 @@ class CodeGen(nn.Module):
         """Parameters counted once per storage: a tied head is the embedding."""
         unique = {p.untyped_storage().data_ptr(): p for p in self.parameters()}
         return sum(p.numel() for p in unique.values())
+
+
+def onednn_packing_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+def pack_for_onednn(model: CodeGen, batch_size: int = 16) -> None:
+    """Reorder the bf16 matrices once into oneDNN's blocked layout, in place (inference only: the packed model
+    has no plain state dict). Same numbers as F.linear. Measured on this project's CPU (2 threads, DRAM-resident
+    weights): one row as fast as torch.mv, 2-16 rows (a keystroke's new tokens, draft verification) about twice
+    as fast as F.linear, a 1024-token prefill 20% faster. A tied head stays plain: it is also the embedding."""
+    linears = [projection for block in model.h for projection in (block.in_proj, block.out_proj)]
+    if not model.config.tie_word_embeddings:
+        linears.append(model.lm_head)
+    for projection in linears:
+        packed = torch.ops.mkldnn._reorder_linear_weight(projection.weight.detach(), batch_size)
+        projection.weight = nn.Parameter(packed, requires_grad=False)
 
 
 def init_weights(model: CodeGen, std: float = 0.02) -> None:

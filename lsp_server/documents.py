@@ -91,6 +91,7 @@ class Document:
         self.version = version
         self._text = text
         self._starts = line_starts(text)
+        self.last_edit_deleted = False  # the latest change only removed text (backspace, delete, cut)
 
     @property
     def text(self) -> str:
@@ -132,6 +133,7 @@ class Document:
         if change.range is None:
             self._text = change.text
             self._starts = line_starts(change.text)
+            self.last_edit_deleted = False
             return
         start_line, start_char, end_line, end_char = change.range
         start = self.offset_at(start_line, start_char, encoding)
@@ -139,6 +141,7 @@ class Document:
         if end < start:  # a reversed range: take it as the span it names
             start, end = end, start
         self.replace(start, end, change.text)
+        self.last_edit_deleted = not change.text and end > start
 
     def replace(self, start: int, end: int, new: str) -> None:
         """text[start:end] = new, keeping the line index right.

@@ -451,6 +451,11 @@ class CodegenLanguageServer(LanguageServer):
                 document.line_count,
             )
             return Outcome([], source="skipped", detail="position past the end"), None
+        if not invoked and document.last_edit_deleted:
+            # Peers' users complain of suggestions popping up on backspace: only typing asks automatically.
+            log.debug("%s request for %s right after a deletion: no items", kind, uri)
+            self.service.supersede(uri)  # what was asked before the deletion is moot too
+            return Outcome([], source="skipped", detail="after a deletion"), None
         offset = document.offset_at(position.line, position.character, self.encoding)
         cursor = document.position_at(offset, self.encoding)
         request_id = self.service.next_id()

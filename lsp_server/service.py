@@ -54,7 +54,7 @@ class CompletionService:
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and stop its work."""
-        self._supersede(uri)
+        self.supersede(uri)
         self._tickets.pop(uri, None)
         self.typed_through.forget(uri)
 
@@ -62,7 +62,8 @@ class CompletionService:
         """Settings changed: remembered items were made under the old ones."""
         self.typed_through = TypedThroughCache()
 
-    def _supersede(self, uri: str) -> int:
+    def supersede(self, uri: str) -> int:
+        """Every older request for the document answers now with no items; the new request's ticket."""
         ticket = self._tickets.get(uri, 0) + 1
         self._tickets[uri] = ticket
         waiting = self._debouncing.pop(uri, None)
@@ -89,7 +90,7 @@ class CompletionService:
         from inference.client import EngineError, RequestCancelledError
 
         start = time.perf_counter()
-        ticket = self._supersede(uri)
+        ticket = self.supersede(uri)
         if not is_supported_language(language_id):
             return self._skip(tag, f"language {language_id!r} is not Python")
         prepared = prepare(text, offset, settings, invoked=invoked)

@@ -160,3 +160,15 @@ def test_apply_change_by_position(text: str, data: st.DataObject) -> None:
         doc.apply(Change(new, (l1, c1, l2, c2)), encoding)
         text = text[:a] + new + text[b:]
         assert doc.text == text
+
+
+def test_the_document_knows_whether_its_last_edit_only_deleted() -> None:
+    document = Document("file:///a.py", "abc\ndef\n")
+    document.apply(Change("", (0, 1, 0, 2)))
+    assert document.text == "ac\ndef\n" and document.last_edit_deleted
+    document.apply(Change("x", (0, 1, 0, 1)))
+    assert not document.last_edit_deleted
+    document.apply(Change("y", (0, 0, 0, 1)))  # a replacement is not a deletion
+    assert not document.last_edit_deleted
+    document.apply(Change("", (0, 0, 0, 0)))  # an empty change deletes nothing
+    assert not document.last_edit_deleted

@@ -272,3 +272,29 @@ async def test_inline_capable_clients_get_no_completion_items(client) -> None:
         )
     )
     assert not result.items
+
+
+async def test_no_automatic_suggestion_right_after_a_deletion(client) -> None:
+    """Backspace does not pop a suggestion up (a complaint about peers); typing and explicit invokes do."""
+    uri = new_document(client)
+    line, character = SAMPLE_POSITION
+    assert (await inline(client, uri, line, character, invoked=False)).items
+
+    def edit(version: int, start: int, end: int, text: str) -> None:
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=types.Position(line, start), end=types.Position(line, end)),
+                        text=text,
+                    )
+                ],
+            )
+        )
+
+    edit(2, character - 1, character, "")  # backspace
+    assert not (await inline(client, uri, line, character - 1, invoked=False)).items
+    assert (await inline(client, uri, line, character - 1, invoked=True)).items
+    edit(3, character - 1, character - 1, SAMPLE.splitlines()[line][character - 1])  # typed back
+    assert (await inline(client, uri, line, character, invoked=False)).items
