@@ -53,18 +53,23 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def rotary_tables(n_positions: int, rotary_dim: int) -> tuple[Tensor, Tensor]:
-    """cos and sin of CodeGen's rotary angles, computed exactly as transformers does. Each (n_positions, rd/2)."""
+    """CodeGen's rotary angles, computed exactly as transformers does, as two (n_positions, rd) fp32 tables laid
+    out for our halves order: [cos | cos] and [-sin | sin], so that a rotation is x * cos + roll(x) * sin."""
     inv_freq = 1.0 / (10000 ** (torch.arange(0, rotary_dim, 2, dtype=torch.int64) / rotary_dim))
     angles = torch.arange(n_positions, dtype=torch.int64).float()[:, None] * inv_freq  # (P, rd/2)
-    return torch.cos(angles), torch.sin(angles)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    return torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor, rotary_dim: int) -> Tensor:
-    """Rotate the first `rotary_dim` dims of each head, in fp32 like transformers. x: (B, H, T, D)."""
-    half = rotary_dim // 2
-    rot = x[..., :rotary_dim].float()
-    x1, x2 = rot[..., :half], rot[..., half:]  # (B, H, T, rd/2) each
-    rotated = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)  # (B, H, T, rd)
+    """Rotate the first `rotary_dim` dims of each head, in fp32 like transformers. x: (B, H, T, D).
+
+    With halves (x1, x2): (x1 cos - x2 sin, x2 cos + x1 sin) = x * [cos | cos] + (x2, x1) * [-sin | sin], and
+    (x2, x1) is x rolled by half: the same numbers as the pairwise form, in fewer operations per decode step."""
+    rot = x[..., :rotary_dim].float()  # (B, H, T, rd)
+    rotated = (rot * cos + rot.roll(rotary_dim // 2, dims=-1) * sin).to(x.dtype)  # (B, H, T, rd)
+    if rotary_dim == x.shape[-1]:
+        return rotated
     return torch.cat((rotated, x[..., rotary_dim:]), dim=-1)  # (B, H, T, D)
 
 
@@ -116,8 +121,8 @@ class CodeGen(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.wte.weight
         cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
-        self.register_buffer("rotary_cos", cos, persistent=False)  # (P, rd/2) fp32
-        self.register_buffer("rotary_sin", sin, persistent=False)  # (P, rd/2) fp32
+        self.register_buffer("rotary_cos", cos, persistent=False)  # (P, rd) fp32
+        self.register_buffer("rotary_sin", sin, persistent=False)  # (P, rd) fp32, signed
 
     @property
     def device(self) -> torch.device:
@@ -133,7 +138,7 @@ class CodeGen(nn.Module):
         B, T = idx.shape
         if input_pos is None:
             input_pos = torch.arange(T, device=idx.device)
-        cos, sin = self.rotary_cos[input_pos], self.rotary_sin[input_pos]  # (T, rd/2) each
+        cos, sin = self.rotary_cos[input_pos], self.rotary_sin[input_pos]  # (T, rd) each
         mask, is_causal = None, False
         if cache is None:
             is_causal = T > 1  # training / a forward without cache: positions 0..T-1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,6 +42,24 @@ async def client(tiny_model_dir):
     await engine.stop()
 
 
+@contextlib.contextmanager
+def worker_frozen(client: EngineClient):
+    """Stop the worker process (SIGSTOP) while the test sends, so that what it sends is still pending in the worker
+    however fast this machine runs the tiny model; it resumes (SIGCONT) on leaving."""
+    pid = client._process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+async def until_sent(client: EngineClient, request_id: int) -> None:
+    while request_id not in client._pending:
+        await asyncio.sleep(0)
+
+
 def request(request_id: int, document: str = "file:///a.py", prompt: str = PROMPT, max_new_tokens: int = 6):
     return CompletionRequest(request_id, document, prompt, GenerationOptions(max_new_tokens=max_new_tokens))
 
@@ -68,9 +87,12 @@ async def test_the_second_keystroke_reuses_the_cache_in_the_worker(client):
 
 
 async def test_a_newer_request_for_the_same_document_supersedes_the_older(client):
-    older = asyncio.create_task(client.complete(request(1, max_new_tokens=200)))
-    await asyncio.sleep(0.05)
-    newer = await client.complete(request(2, prompt=PROMPT + "    "))
+    with worker_frozen(client):
+        older = asyncio.create_task(client.complete(request(1, max_new_tokens=200)))
+        await until_sent(client, 1)
+        newer_task = asyncio.create_task(client.complete(request(2, prompt=PROMPT + "    ")))
+        await until_sent(client, 2)
+    newer = await newer_task
     with pytest.raises(RequestCancelledError):
         await older
     assert newer.request_id == 2
@@ -82,18 +104,20 @@ async def test_requests_for_other_documents_are_all_answered(client):
 
 
 async def test_an_explicit_cancel_stops_the_request(client):
-    task = asyncio.create_task(client.complete(request(7, max_new_tokens=200)))
-    await asyncio.sleep(0.05)
-    client.cancel(7)
+    with worker_frozen(client):
+        task = asyncio.create_task(client.complete(request(7, max_new_tokens=200)))
+        await until_sent(client, 7)
+        client.cancel(7)
     with pytest.raises(RequestCancelledError):
         await task
     assert (await client.complete(request(8))).request_id == 8  # still serving
 
 
 async def test_cancelling_the_awaiting_task_cancels_the_request_in_the_worker(client):
-    task = asyncio.create_task(client.complete(request(9, max_new_tokens=200)))
-    await asyncio.sleep(0.05)
-    task.cancel()
+    with worker_frozen(client):
+        task = asyncio.create_task(client.complete(request(9, max_new_tokens=200)))
+        await until_sent(client, 9)
+        task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     result = await asyncio.wait_for(client.complete(request(10)), 30)
@@ -109,9 +133,10 @@ async def test_a_bad_request_gets_an_error_and_the_worker_keeps_serving(client):
 
 
 async def test_a_killed_worker_fails_pending_requests_then_restarts_and_serves(client):
-    pending = asyncio.create_task(client.complete(request(20, max_new_tokens=200)))
-    await asyncio.sleep(0.1)
-    os.kill(client._process.pid, signal.SIGKILL)
+    with worker_frozen(client) as pid:
+        pending = asyncio.create_task(client.complete(request(20, max_new_tokens=200)))
+        await until_sent(client, 20)
+        os.kill(pid, signal.SIGKILL)
     with pytest.raises(EngineError) as info:
         await pending
     assert info.value.kind == ErrorKind.WORKER_DIED and "SIGKILL" in info.value.message
