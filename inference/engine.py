@@ -11,7 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -47,6 +47,7 @@ def common_prefix_length(a: list[int], b: list[int]) -> int:
 class Slot:
     cache: KVCache
     tokens: list[int]  # tokens[i] is the token whose keys/values sit at position i
+    suggested: list[int] = field(default_factory=list)  # the primary candidate's tokens, last time: drafts
 
 
 class SlotPool:
@@ -176,10 +177,12 @@ class Engine:
                 return stop_rule.cut(decoder.text) is not None
 
         max_new = min(options.max_new_tokens, self.config.n_positions - start)
-        drafter = NgramDrafter(slot.tokens) if self.prompt_lookup else None
+        drafter = NgramDrafter(slot.tokens, previous=slot.suggested) if self.prompt_lookup else None
         generation = decode_loop(self.model, slot.cache, first_logits, start, max_new, sampler, self.eos_ids,
                                  on_token, cancelled, self._steps.get(id(slot.cache)), drafter)
         slot.tokens.extend(generation.token_ids[: generation.fed])
+        if index == 0:
+            slot.suggested = list(generation.token_ids)
         return generation
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -63,34 +63,50 @@ class Generation:
 
 
 class NgramDrafter:
-    """Prompt-lookup drafts: when the last `n` tokens occurred before (in the prompt or in what was generated),
-    propose the `k` tokens that followed them then. Overlapping matches continue the copy, so a repeating
-    pattern drafts its own continuation."""
+    """Prompt-lookup drafts: when the last tokens occurred before, propose the `k` tokens that followed them then.
 
-    def __init__(self, tokens: list[int], n: int = 3, k: int = 8) -> None:
-        self.n, self.k = n, k
+    The longest match wins, from `longest` tokens down to `shortest`; at each length the match is looked up first
+    in `previous` (what the model wrote for this document last time: after a keystroke the new suggestion often
+    realigns with the old one), then in the history (the prompt and what was generated). An overlapping match in
+    the history continues the copy, so a repeating pattern drafts its own continuation."""
+
+    def __init__(self, tokens: list[int], k: int = 8, previous: Sequence[int] = (), longest: int = 3,
+                 shortest: int = 2) -> None:
+        self.k = k
+        self.lengths = range(longest, shortest - 1, -1)
         self.tokens = list(tokens)
+        self.previous = list(previous)
         self._end_of: dict[tuple[int, ...], int] = {}  # n-gram -> end of its latest occurrence before the tail
-        for end in range(n, len(self.tokens)):
-            self._end_of[tuple(self.tokens[end - n : end])] = end
+        self._previous_end_of: dict[tuple[int, ...], int] = {}  # n-gram -> end of its first occurrence
+        for n in self.lengths:
+            for end in range(n, len(self.tokens)):
+                self._end_of[tuple(self.tokens[end - n : end])] = end
+            for end in range(len(self.previous) - 1, n - 1, -1):
+                self._previous_end_of[tuple(self.previous[end - n : end])] = end
 
     def append(self, token: int) -> None:
         end = len(self.tokens)
-        if end >= self.n:
-            self._end_of[tuple(self.tokens[end - self.n : end])] = end
+        for n in self.lengths:
+            if end >= n:
+                self._end_of[tuple(self.tokens[end - n : end])] = end
         self.tokens.append(token)
 
     def propose(self, limit: int) -> list[int]:
-        if len(self.tokens) < self.n or limit <= 0:
+        if limit <= 0:
             return []
-        end = self._end_of.get(tuple(self.tokens[-self.n :]))
-        if end is None:
-            return []
-        length, draft = len(self.tokens), []
-        for i in range(min(self.k, limit)):
-            j = end + i
-            draft.append(self.tokens[j] if j < length else draft[j - length])
-        return draft
+        for n in self.lengths:
+            if len(self.tokens) < n:
+                continue
+            tail = tuple(self.tokens[-n:])
+            if (end := self._previous_end_of.get(tail)) is not None:
+                return self.previous[end : end + min(self.k, limit)]
+            if (end := self._end_of.get(tail)) is not None:
+                length, draft = len(self.tokens), []
+                for i in range(min(self.k, limit)):
+                    j = end + i
+                    draft.append(self.tokens[j] if j < length else draft[j - length])
+                return draft
+        return []
 
 
 def decode_loop(

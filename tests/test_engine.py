@@ -289,14 +289,40 @@ def test_prompt_lookup_drafts_give_exactly_the_greedy_tokens_in_fewer_passes(tin
 def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
     from inference.generate import NgramDrafter
 
-    drafter = NgramDrafter([1, 2, 3, 4, 5, 9, 1, 2], n=2, k=3)
+    drafter = NgramDrafter([1, 2, 3, 4, 5, 9, 1, 2], k=3, longest=2)
     assert drafter.propose(limit=10) == [3, 4, 5]
     drafter.append(3)
     assert drafter.propose(limit=10) == [4, 5, 9]
     assert drafter.propose(limit=1) == [4]
-    repeating = NgramDrafter([7, 7, 7], n=2, k=4)
+    repeating = NgramDrafter([7, 7, 7], k=4, longest=2)
     assert repeating.propose(limit=10) == [7, 7, 7, 7]  # an overlapping match continues the copy
-    assert NgramDrafter([1, 2, 3], n=2).propose(limit=5) == []
+    assert NgramDrafter([1, 2, 3], longest=2).propose(limit=5) == []
+
+
+def test_ngram_drafter_prefers_the_longest_match_then_the_last_suggestion():
+    from inference.generate import NgramDrafter
+
+    history = [9, 1, 2, 30, 31, 0, 5, 1, 2, 20, 21, 0, 8, 9, 1, 2]
+    assert NgramDrafter(history, k=2).propose(limit=9) == [30, 31]  # (9, 1, 2) beats the later (1, 2)
+    assert NgramDrafter(history, k=2, longest=2).propose(limit=9) == [20, 21]  # the latest (1, 2)
+    assert NgramDrafter(history, k=2, previous=[4, 9, 1, 2, 40, 41]).propose(limit=9) == [40, 41]
+    assert NgramDrafter(history, k=2, previous=[4, 1, 2, 40, 41]).propose(limit=9) == [30, 31]  # longer wins
+    assert NgramDrafter(history, k=5, previous=[9, 1, 2, 40]).propose(limit=9) == [40]  # what the previous has
+    assert NgramDrafter([3, 4], previous=[3, 4]).propose(limit=9) == []  # nothing followed
+
+
+def test_typing_part_of_a_suggestion_drafts_the_rest_of_it(tiny_loaded):
+    """After a keystroke the new suggestion often realigns with the old one: the old one is drafted from and
+    verified, so the same greedy tokens come in fewer forward passes than from an engine that never saw it."""
+    engine, fresh = Engine(tiny_loaded), Engine(tiny_loaded)
+    engine.eos_ids = fresh.eos_ids = ()
+    options = GenerationOptions(max_new_tokens=24, context_tokens=200)
+    prompt = SOURCE[:300]
+    shown = ask(engine, prompt, options=options).candidates[0]
+    typed = prompt + engine.tokenizer.decode(list(shown.token_ids[:3]))
+    expected, got = ask(fresh, typed, options=options), ask(engine, typed, options=options)
+    assert got.candidates[0].token_ids == expected.candidates[0].token_ids
+    assert got.timings.forward_passes < expected.timings.forward_passes
 
 
 def test_slots_are_bounded_by_memory():
