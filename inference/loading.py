@@ -13,7 +13,7 @@ from inference.device import dtype_name, resolve_device, resolve_dtype
 from inference.errors import ModelLoadError
 from inference.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
 from inference.layout import check_keys, to_ours
-from inference.model import CodeGen, onednn_packing_available, pack_for_onednn, rotary_tables
+from inference.model import CodeGen, onednn_packing_available, pack_for_onednn, release_freed_memory, rotary_tables
 from inference.protocol import ErrorKind, ModelSpec
 from inference.weights import open_weights
 from tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
@@ -49,10 +49,12 @@ def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtyp
     check_keys(source.keys(), config, source.description)
     state = to_ours(lambda key: source.get(key).to(device), config, dtype, on_layer)
     model.load_state_dict(state, strict=True, assign=True)
+    del state  # the model holds the only reference: packing below frees each plain matrix as it goes
     if device.type == "cpu" and dtype == torch.bfloat16 and onednn_packing_available():
         pack_for_onednn(model)
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
+    release_freed_memory()  # what conversion (fusing, casting) allocated and freed on the way
     return model.eval().requires_grad_(False)
 
 

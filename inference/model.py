@@ -13,6 +13,7 @@ The rotary dimensions of q and k are reordered from GPT-J's interleaved pairs (0
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import torch
@@ -172,6 +173,15 @@ def pack_for_onednn(model: CodeGen, batch_size: int = 16) -> None:
     for projection in linears:
         packed = torch.ops.mkldnn._reorder_linear_weight(projection.weight.detach(), batch_size)
         projection.weight = nn.Parameter(packed, requires_grad=False)
+        release_freed_memory()  # the plain copy: otherwise malloc keeps it, and the process holds both
+
+
+def release_freed_memory() -> None:
+    """Give memory that was freed back to the system (glibc's malloc_trim; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def init_weights(model: CodeGen, std: float = 0.02) -> None:
