@@ -161,8 +161,8 @@ class ModelSettings:
     cuda_graphs: bool = _setting(True, "Capture the decode step as a CUDA graph (CUDA only).", _BOOLEAN)
     prompt_lookup: bool = _setting(
         True,
-        "Speculative decoding from the prompt: draft tokens copied from earlier text and verify them in one "
-        "pass. Greedy output is unchanged; only faster when code repeats itself.",
+        "Speculative decoding: draft tokens copied from earlier text and from the last suggestion, verified in "
+        "one pass. Greedy output is unchanged; faster when code repeats itself or you type into a suggestion.",
         _BOOLEAN,
     )
 

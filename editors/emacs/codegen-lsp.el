@@ -85,9 +85,9 @@ previous request."
   :type 'boolean)
 
 (defcustom codegen-lsp-prompt-lookup t
-  "Speculative decoding from the prompt: draft tokens copied from earlier
-text and verify them in one pass. Greedy output is unchanged; only
-faster when code repeats itself."
+  "Speculative decoding: draft tokens copied from earlier text and from
+the last suggestion, verified in one pass. Greedy output is unchanged;
+faster when code repeats itself or you type into a suggestion."
   :type 'boolean)
 
 (defcustom codegen-lsp-max-new-tokens 64
