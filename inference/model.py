@@ -180,7 +180,7 @@ def release_freed_memory() -> None:
     """Give memory that was freed back to the system (glibc's malloc_trim; a no-op elsewhere)."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # not glibc; Windows has no CDLL(None)
         pass
 
 
