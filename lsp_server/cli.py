@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         except CliError as error:
             print(f"codegen-lsp complete: error: {error}", file=sys.stderr)
             return EXIT_USAGE
+        except BrokenPipeError:  # `| head`: the reader left; no traceback, and none again when Python flushes
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     if args.command == "bench":
         return _bench(args.kind, args.args)
     _parser().print_help(sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,21 @@ def test_model_that_cannot_load(source: Path, tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tiny_model_dir: Path, source: Path) -> None:
+    """`codegen-lsp complete ... | head -c 10`: the pipe closes before the answer is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "lsp_server", "complete", "--model", str(tiny_model_dir), str(source),
+             "--line", str(LINE), "--character", str(CHARACTER), "--json"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, env=server_env(), cwd=REPO, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_version_and_help() -> None:
