@@ -156,7 +156,7 @@ async def test_typed_through_answers_without_the_worker(client) -> None:
 
 async def test_newer_request_supersedes_older(client) -> None:
     uri = new_document(client)
-    await configure(client, debounceMs=300)
+    await configure(client, debounceMs=1000)  # the older is still waiting when the newer comes, even on a slow CI
     try:
         older = asyncio.ensure_future(inline(client, uri, *SAMPLE_POSITION))
         await asyncio.sleep(0.05)
