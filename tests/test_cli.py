@@ -16,14 +16,16 @@ SOURCE = 'def greet(name):\n    message = "héllo 😀 " + \n    return message\
 LINE, CHARACTER = 1, len('    message = "héllo 😀 " + '.encode("utf-16-le")) // 2  # UTF-16 units, like LSP
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, **redirects) -> subprocess.CompletedProcess[str]:
+    """`python -m lsp_server ARGS`, output captured unless `redirects` (stdout=..., stderr=...) say otherwise."""
+    output = redirects or {"capture_output": True}
     return subprocess.run(
         [sys.executable, "-m", "lsp_server", *args],
-        capture_output=True,
         text=True,
         env=server_env(),
         cwd=REPO,
         timeout=120,
+        **output,
     )
 
 
@@ -34,7 +36,7 @@ def source(tmp_path_factory) -> Path:
     return path
 
 
-def complete(model: Path, source: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def complete(model: Path, source: Path, *extra: str, **redirects) -> subprocess.CompletedProcess[str]:
     return run(
         "complete",
         "--model",
@@ -51,6 +53,7 @@ def complete(model: Path, source: Path, *extra: str) -> subprocess.CompletedProc
         "--max-new-tokens",
         "6",
         *extra,
+        **redirects,
     )
 
 
@@ -110,11 +113,7 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tiny_model_dir: Path, sour
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before anything is written
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "lsp_server", "complete", "--model", str(tiny_model_dir), str(source),
-             "--line", str(LINE), "--character", str(CHARACTER), "--json"],
-            stdout=write_end, stderr=subprocess.PIPE, text=True, env=server_env(), cwd=REPO, timeout=120,
-        )
+        result = complete(tiny_model_dir, source, "--json", stdout=write_end, stderr=subprocess.PIPE)
     finally:
         os.close(write_end)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
