@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from inference.protocol import (
+from codegen_lsp.inference.protocol import (
     CancelRequest,
     CompletionRequest,
     CompletionResult,
@@ -91,7 +91,7 @@ class EngineClient:
         self._restart_handle = None
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
-        from inference.worker import worker_main  # torch-free at import; torch loads inside the child
+        from codegen_lsp.inference.worker import worker_main  # torch-free at import; torch loads inside the child
 
         process = context.Process(target=worker_main, args=(child, self.spec, self.log_level),
                                   name="codegen-lsp-worker", daemon=True)

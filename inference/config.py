@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from inference.errors import ConfigError
+from codegen_lsp.inference.errors import ConfigError
 
 # transformers' aliases (CodeGenConfig.attribute_map).
 ALIASES = {

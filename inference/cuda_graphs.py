@@ -11,8 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from inference.kv_cache import KVCache
-from inference.model import CodeGen
+from codegen_lsp.inference.kv_cache import KVCache
+from codegen_lsp.inference.model import CodeGen
 
 
 @torch.inference_mode()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from inference.errors import ModelLoadError
-from inference.protocol import ErrorKind
+from codegen_lsp.inference.errors import ModelLoadError
+from codegen_lsp.inference.protocol import ErrorKind
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEVICES = ("auto", "cpu", "cuda")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from inference.device import available_memory_bytes
-from inference.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
-from inference.kv_cache import KVCache
-from inference.loading import LoadedModel
-from inference.protocol import (
+from codegen_lsp.inference.device import available_memory_bytes
+from codegen_lsp.inference.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
+from codegen_lsp.inference.kv_cache import KVCache
+from codegen_lsp.inference.loading import LoadedModel
+from codegen_lsp.inference.protocol import (
     Candidate,
     CompletionRequest,
     CompletionResult,
@@ -27,7 +27,7 @@ from inference.protocol import (
     StopReason,
     Timings,
 )
-from inference.window import WINDOW_CHUNK_TOKENS, fit_window
+from codegen_lsp.inference.window import WINDOW_CHUNK_TOKENS, fit_window
 
 log = logging.getLogger("codegen_lsp.engine")
 

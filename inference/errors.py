@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inference.protocol import ErrorKind
+from codegen_lsp.inference.protocol import ErrorKind
 
 
 class ModelLoadError(Exception):

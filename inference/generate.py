@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from inference.kv_cache import KVCache
-from inference.model import CodeGen
-from inference.protocol import StopReason
+from codegen_lsp.inference.kv_cache import KVCache
+from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.protocol import StopReason
 
 
 @torch.inference_mode()

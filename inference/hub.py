@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from inference.errors import ModelLoadError
-from inference.protocol import ErrorKind
+from codegen_lsp.inference.errors import ModelLoadError
+from codegen_lsp.inference.protocol import ErrorKind
 
 BUNDLED = "bundled"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from inference.config import CodeGenConfig
+from codegen_lsp.inference.config import CodeGenConfig
 
 
 class KVCache:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from inference.config import MP_NUM, CodeGenConfig
-from inference.errors import ModelLoadError
+from codegen_lsp.inference.config import MP_NUM, CodeGenConfig
+from codegen_lsp.inference.errors import ModelLoadError
 
 # Buffers that older checkpoints carry and transformers ignores.
 IGNORED_KEY_SUFFIXES = ("attn.causal_mask", "attn.bias", "attn.masked_bias")

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import torch
 
-from inference.config import CodeGenConfig
-from inference.device import dtype_name, resolve_device, resolve_dtype
-from inference.errors import ModelLoadError
-from inference.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
-from inference.layout import check_keys, to_ours
-from inference.model import CodeGen, onednn_packing_available, pack_for_onednn, release_freed_memory, rotary_tables
-from inference.protocol import ErrorKind, ModelSpec
-from inference.weights import open_weights
-from tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
+from codegen_lsp.inference.config import CodeGenConfig
+from codegen_lsp.inference.device import dtype_name, resolve_device, resolve_dtype
+from codegen_lsp.inference.errors import ModelLoadError
+from codegen_lsp.inference.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
+from codegen_lsp.inference.layout import check_keys, to_ours
+from codegen_lsp.inference.model import (
+    CodeGen,
+    onednn_packing_available,
+    pack_for_onednn,
+    release_freed_memory,
+    rotary_tables,
+)
+from codegen_lsp.inference.protocol import ErrorKind, ModelSpec
+from codegen_lsp.inference.weights import open_weights
+from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
 
 
 @dataclass

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inference.config import CodeGenConfig
-from inference.kv_cache import KVCache
+from codegen_lsp.inference.config import CodeGenConfig
+from codegen_lsp.inference.kv_cache import KVCache
 
 
 def activation(name: str):

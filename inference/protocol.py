@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from inference.stop_rule import StopRule
+    from codegen_lsp.inference.stop_rule import StopRule
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
+from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
 
 try:  # Python >= 3.11
     from re import _constants as _sre

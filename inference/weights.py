@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from inference.errors import ModelLoadError
-from inference.layout import is_ignored_key
-from inference.protocol import ErrorKind
+from codegen_lsp.inference.errors import ModelLoadError
+from codegen_lsp.inference.layout import is_ignored_key
+from codegen_lsp.inference.protocol import ErrorKind
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"

@@ -14,7 +14,7 @@ import traceback
 from collections import deque
 from multiprocessing.connection import Connection
 
-from inference.protocol import (
+from codegen_lsp.inference.protocol import (
     CancelRequest,
     CompletionRequest,
     ErrorKind,
@@ -124,15 +124,15 @@ def load_engine(spec: ModelSpec, sender: Sender):
     """Load the model (reporting progress); None after telling the server why it failed."""
     import torch
 
-    from inference.engine import Engine
-    from inference.errors import ModelLoadError
-    from inference.loading import load
+    from codegen_lsp.inference.engine import Engine
+    from codegen_lsp.inference.errors import ModelLoadError
+    from codegen_lsp.inference.loading import load
 
     try:
         loaded = load(spec, report=lambda message, fraction: sender.send(LoadProgress(message, fraction)))
         factory, static = None, False
         if loaded.device.type == "cuda" and spec.cuda_graphs:
-            from inference.cuda_graphs import cuda_graph_decode_step
+            from codegen_lsp.inference.cuda_graphs import cuda_graph_decode_step
 
             factory, static = (lambda cache: cuda_graph_decode_step(loaded.model, cache)), True
         engine = Engine(loaded, spec.cache_slots, spec.cache_reuse, decode_step_factory=factory, static_cache=static,

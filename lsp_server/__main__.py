@@ -1,4 +1,4 @@
-"""`python -m lsp_server`: the same as `codegen-lsp`."""
+"""`python -m codegen_lsp.lsp_server`: the same as `codegen-lsp`."""
 
 import sys
 

@@ -135,14 +135,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(kind: str, args: list[str]) -> int:
-    if kind == "server":
-        from .bench_server import main as bench_server_main
-
-        bench_server_main(args)
-    else:
-        from inference.bench import main as bench_main
-
-        bench_main([kind, *args])
+    """The benchmarks live beside the product (`benchmarks/` in the checkout), not in the wheel: found on the
+    path, or next to this package in an editable install from a checkout."""
+    try:
+        import benchmarks.__main__ as bench
+    except ImportError:
+        checkout = Path(__file__).resolve().parent.parent
+        if not (checkout / "benchmarks" / "__main__.py").is_file():
+            raise CliError(
+                "the benchmarks are not installed: run them from a checkout of codegen-lsp "
+                "(pip install -e '.[test]', then codegen-lsp bench ... or python -m benchmarks ...)"
+            ) from None
+        sys.path.insert(0, str(checkout))
+        import benchmarks.__main__ as bench
+    bench.main([kind, *args])
     return 0
 
 
@@ -234,8 +240,8 @@ class _Collect:
 
 def _load_engine(settings):
     """The engine exactly as the worker builds it (same loader, same CUDA graph choice), in this process."""
-    from inference.protocol import LoadFailed, ModelReady
-    from inference.worker import load_engine
+    from codegen_lsp.inference.protocol import LoadFailed, ModelReady
+    from codegen_lsp.inference.worker import load_engine
 
     spec = settings.model_spec()
     said = _Collect()

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference.protocol import Candidate, CompletionRequest, CompletionResult, StopReason
-from inference.stop_rule import StopRule
+from codegen_lsp.inference.protocol import Candidate, CompletionRequest, CompletionResult, StopReason
+from codegen_lsp.inference.stop_rule import StopRule
 
 from .pipeline import CompletionContext, Mode, build_context, decide, postprocess, stop_rule_for
 from .pipeline.decide import is_identifier_char

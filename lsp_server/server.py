@@ -35,7 +35,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
-from inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
+from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
 
 from .completion import completion_edit, is_supported_language
 from .documents import Change, DocumentStore, column_to_units
@@ -45,7 +45,7 @@ from .settings import SECTION_NAMES, Settings, needs_reload, parse_settings, to_
 from .transport import Frame, MessageReader, recover_id
 
 if TYPE_CHECKING:
-    from inference.client import EngineClient
+    from codegen_lsp.inference.client import EngineClient
 
 __all__ = ["CodegenLanguageServer", "DEBUG_ENV", "VERSION", "server"]
 
@@ -355,7 +355,7 @@ class CodegenLanguageServer(LanguageServer):
         return self._engine_lock
 
     async def start_engine(self) -> None:
-        from inference.client import EngineClient
+        from codegen_lsp.inference.client import EngineClient
 
         async with self._lock():
             if self.engine is not None or self.protocol._shutdown:

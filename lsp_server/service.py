@@ -23,7 +23,7 @@ from .pipeline import TypedThroughCache
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from inference.client import EngineClient
+    from codegen_lsp.inference.client import EngineClient
 
 __all__ = ["CompletionService", "Outcome"]
 
@@ -87,7 +87,7 @@ class CompletionService:
         invoked: bool,
         tag: str,
     ) -> Outcome:
-        from inference.client import EngineError, RequestCancelledError
+        from codegen_lsp.inference.client import EngineError, RequestCancelledError
 
         start = time.perf_counter()
         ticket = self.supersede(uri)

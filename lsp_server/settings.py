@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference.protocol import GenerationOptions, ModelSpec
-from inference.stop_rule import StopRule
-from tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
+from codegen_lsp.inference.protocol import GenerationOptions, ModelSpec
+from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
 
 __all__ = [
     "SECTION_NAMES",

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tokenizer.codegen_tokenizer import bytes_to_unicode
+from codegen_lsp.tokenizer.codegen_tokenizer import bytes_to_unicode
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "tokenizer" / "data"
 WHISPER_SDIST = "openai-whisper==20250625"

@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from train_bundled_model import RUN_FILE, SourceFile, source_files, split_files, token_stream  # noqa: E402
 
-from inference.engine import Engine  # noqa: E402
-from inference.hub import BUNDLED_MODEL_DIR  # noqa: E402
-from inference.loading import LoadedModel, load_folder  # noqa: E402
-from inference.protocol import CompletionRequest, GenerationOptions  # noqa: E402
-from inference.stop_rule import StopRule  # noqa: E402
+from codegen_lsp.inference.engine import Engine  # noqa: E402
+from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR  # noqa: E402
+from codegen_lsp.inference.loading import LoadedModel, load_folder  # noqa: E402
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions  # noqa: E402
+from codegen_lsp.inference.stop_rule import StopRule  # noqa: E402
 
 REPORT_FILE = "REPORT.md"
 SEED = 0

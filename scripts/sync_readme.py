@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from lsp_server.settings import SETTINGS_TABLE_MARKDOWN
+from codegen_lsp.lsp_server.settings import SETTINGS_TABLE_MARKDOWN
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"(<!-- settings-table:[^\n]*-->\n).*?(<!-- /settings-table -->)", re.DOTALL)

@@ -61,11 +61,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from build_bundled_tokenizer import ENDOFTEXT, codegen_whitespace_tokens  # noqa: E402
 
-from inference.config import CodeGenConfig  # noqa: E402
-from inference.hub import BUNDLED_MODEL_DIR  # noqa: E402
-from inference.layout import to_checkpoint  # noqa: E402
-from inference.model import CodeGen, init_weights  # noqa: E402
-from tokenizer.codegen_tokenizer import CodeGenTokenizer  # noqa: E402
+from codegen_lsp.inference.config import CodeGenConfig  # noqa: E402
+from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR  # noqa: E402
+from codegen_lsp.inference.layout import to_checkpoint  # noqa: E402
+from codegen_lsp.inference.model import CodeGen, init_weights  # noqa: E402
+from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer  # noqa: E402
 
 RUN_FILE = "training_run.json"
 SKIPPED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from tokenizer import BUNDLED_TOKENIZER_DIR
+from codegen_lsp.tokenizer import BUNDLED_TOKENIZER_DIR
 
 TINY_CONFIG: dict = {
     "model_type": "codegen",

@@ -44,7 +44,7 @@ CANDIDATES: tuple[str, ...] = (
 
 def server_command() -> list[str]:
     """The server as the editors start it: this checkout's `lsp_server`, with this interpreter."""
-    return [sys.executable, "-m", "lsp_server", "serve", "--stdio"]
+    return [sys.executable, "-m", "codegen_lsp.lsp_server", "serve", "--stdio"]
 
 
 def server_env() -> dict[str, str]:
@@ -62,7 +62,7 @@ def editor_settings(model_dir: Path | str) -> dict[str, object]:
 def cli_complete(model_dir: Path | str, path: Path, line: int, character: int) -> dict:
     """`codegen-lsp complete --json` for the file at (line, character), with editor_settings()."""
     command = [
-        sys.executable, "-m", "lsp_server", "complete",
+        sys.executable, "-m", "codegen_lsp.lsp_server", "complete",
         "--model", str(model_dir), str(path),
         "--line", str(line), "--character", str(character),
         "--device", "cpu", "--dtype", "float32", "--max-new-tokens", str(MAX_NEW_TOKENS), "--json",

@@ -19,7 +19,7 @@ from typing import Any
 from lsprotocol import types
 
 REPO = Path(__file__).resolve().parent.parent
-SERVER_COMMAND = [sys.executable, "-m", "lsp_server", "--stdio"]
+SERVER_COMMAND = [sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"]
 
 SAMPLE = (
     '''import os

@@ -20,7 +20,7 @@ def run(*args: str, **redirects) -> subprocess.CompletedProcess[str]:
     """`python -m lsp_server ARGS`, output captured unless `redirects` (stdout=..., stderr=...) say otherwise."""
     output = redirects or {"capture_output": True}
     return subprocess.run(
-        [sys.executable, "-m", "lsp_server", *args],
+        [sys.executable, "-m", "codegen_lsp.lsp_server", *args],
         text=True,
         env=server_env(),
         cwd=REPO,

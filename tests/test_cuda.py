@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.engine import Engine
-from inference.loading import load_folder
-from inference.protocol import CompletionRequest, GenerationOptions
+from codegen_lsp.inference.engine import Engine
+from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -29,7 +29,7 @@ def test_auto_picks_float16_on_cuda(tiny_model_dir):
 
 
 def test_cuda_graph_decoding_gives_the_same_tokens_as_eager_decoding(tiny_model_dir):
-    from inference.cuda_graphs import cuda_graph_decode_step
+    from codegen_lsp.inference.cuda_graphs import cuda_graph_decode_step
 
     loaded = load_folder(tiny_model_dir, "cuda", "float16")
     graphs = Engine(loaded, decode_step_factory=lambda cache: cuda_graph_decode_step(loaded.model, cache),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference import device as device_module
-from inference.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
-from inference.errors import ModelLoadError
-from inference.loading import load_folder
+from codegen_lsp.inference import device as device_module
+from codegen_lsp.inference.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+from codegen_lsp.inference.errors import ModelLoadError
+from codegen_lsp.inference.loading import load_folder
 
 
 def test_auto_is_the_cpu_without_a_gpu(monkeypatch):
@@ -74,8 +74,8 @@ def test_half_precision_weights_and_cache_give_logits_close_to_float32(tiny_mode
 
 
 def test_bf16_weights_packed_for_onednn_compute_what_plain_weights_do(tiny_model_dir, monkeypatch):
-    from inference import loading
-    from inference.model import onednn_packing_available
+    from codegen_lsp.inference import loading
+    from codegen_lsp.inference.model import onednn_packing_available
 
     if not onednn_packing_available():
         pytest.skip("this torch has no oneDNN")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.settings import Settings, parse_settings, to_wire
+from codegen_lsp.lsp_server.settings import Settings, parse_settings, to_wire
 from tests.editor_support import EDITORS, editor_case, fake_case, server_env
 
 EMACS_DIR = EDITORS / "emacs"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.settings import Settings, to_wire
+from codegen_lsp.lsp_server.settings import Settings, to_wire
 from tests.editor_support import EDITORS, editor_case, server_env
 
 VSCODE = EDITORS / "vscode"

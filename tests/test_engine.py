@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inference.engine import Engine, common_prefix_length
-from inference.protocol import CompletionRequest, GenerationOptions, StopReason
-from inference.stop_rule import StopRule
+from codegen_lsp.inference.engine import Engine, common_prefix_length
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, StopReason
+from codegen_lsp.inference.stop_rule import StopRule
 
 SOURCE = '''import os
 import sys
@@ -238,8 +238,8 @@ def assert_slot_holds_what_it_claims(engine: Engine, document: str) -> None:
     """The slot's token list is the truth about its cache: recomputing those tokens gives the same keys."""
     import torch
 
-    from inference.generate import prefill
-    from inference.kv_cache import KVCache
+    from codegen_lsp.inference.generate import prefill
+    from codegen_lsp.inference.kv_cache import KVCache
 
     slot = engine.slots.get(document)
     n = len(slot.tokens)
@@ -252,7 +252,7 @@ def assert_slot_holds_what_it_claims(engine: Engine, document: str) -> None:
 def test_the_static_cache_path_used_by_cuda_graphs_gives_the_same_tokens_on_the_cpu(tiny_loaded):
     """On CUDA the decode step is captured over a static cache (full-length reads through a causal mask row).
     The same static cache and a per-cache step factory run here on the CPU, and must not change a token."""
-    from inference.generate import decode_one
+    from codegen_lsp.inference.generate import decode_one
 
     created = []
 
@@ -287,7 +287,7 @@ def test_prompt_lookup_drafts_give_exactly_the_greedy_tokens_in_fewer_passes(tin
 
 
 def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
-    from inference.generate import NgramDrafter
+    from codegen_lsp.inference.generate import NgramDrafter
 
     drafter = NgramDrafter([1, 2, 3, 4, 5, 9, 1, 2], k=3, longest=2)
     assert drafter.propose(limit=10) == [3, 4, 5]
@@ -300,7 +300,7 @@ def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
 
 
 def test_ngram_drafter_prefers_the_longest_match_then_the_last_suggestion():
-    from inference.generate import NgramDrafter
+    from codegen_lsp.inference.generate import NgramDrafter
 
     history = [9, 1, 2, 30, 31, 0, 5, 1, 2, 20, 21, 0, 8, 9, 1, 2]
     assert NgramDrafter(history, k=2).propose(limit=9) == [30, 31]  # (9, 1, 2) beats the later (1, 2)
@@ -326,7 +326,7 @@ def test_typing_part_of_a_suggestion_drafts_the_rest_of_it(tiny_loaded):
 
 
 def test_slots_are_bounded_by_memory():
-    from inference.engine import slots_that_fit
+    from codegen_lsp.inference.engine import slots_that_fit
 
     assert slots_that_fit(4, slot_bytes=100, free_bytes=10_000) == 4
     assert slots_that_fit(4, slot_bytes=100, free_bytes=500) == 2  # half of the free memory: 250 bytes
@@ -335,7 +335,7 @@ def test_slots_are_bounded_by_memory():
 
 
 def test_slot_size_is_what_a_cache_allocates(tiny_loaded):
-    from inference.kv_cache import KVCache
+    from codegen_lsp.inference.kv_cache import KVCache
 
     engine = Engine(tiny_loaded)
     cache = KVCache(tiny_loaded.config, tiny_loaded.config.n_positions, tiny_loaded.dtype, "cpu")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference.config import CodeGenConfig
-from inference.engine import Engine
-from inference.generate import prefill
-from inference.kv_cache import KVCache
-from inference.layout import qkv_row_order, to_checkpoint, to_ours
-from inference.loading import load_folder
-from inference.model import CodeGen
-from inference.protocol import CompletionRequest, GenerationOptions
+from codegen_lsp.inference.config import CodeGenConfig
+from codegen_lsp.inference.engine import Engine
+from codegen_lsp.inference.generate import prefill
+from codegen_lsp.inference.kv_cache import KVCache
+from codegen_lsp.inference.layout import qkv_row_order, to_checkpoint, to_ours
+from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
 from tests.checkpoints import FORMATS, hf_state_dict, tiny_hf_model, write_checkpoint
 
 TOLERANCE = 1e-4

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.stop_rule import StopRule
-from lsp_server.pipeline.context import block_indent, build_context, stop_rule_for, window_start
-from lsp_server.pipeline.decide import Mode
-from lsp_server.pipeline.lexical import Lex
-from tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
+from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.lsp_server.pipeline.context import block_indent, build_context, stop_rule_for, window_start
+from codegen_lsp.lsp_server.pipeline.decide import Mode
+from codegen_lsp.lsp_server.pipeline.lexical import Lex
+from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
 
 PATTERNS = DEFAULT_TRUNCATE_BEFORE_PATTERN
 

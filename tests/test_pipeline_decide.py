@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.pipeline.decide import Mode, choose_mode, decide, is_identifier_char, should_complete
+from codegen_lsp.lsp_server.pipeline.decide import Mode, choose_mode, decide, is_identifier_char, should_complete
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer, scan
+from codegen_lsp.lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer, scan
 
 
 @pytest.mark.parametrize(

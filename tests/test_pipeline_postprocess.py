@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_server.pipeline.context import CompletionContext, build_context, stop_rule_for
-from lsp_server.pipeline.decide import Mode, choose_mode
-from lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer
-from lsp_server.pipeline.postprocess import postprocess
-from tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
+from codegen_lsp.lsp_server.pipeline.context import CompletionContext, build_context, stop_rule_for
+from codegen_lsp.lsp_server.pipeline.decide import Mode, choose_mode
+from codegen_lsp.lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer
+from codegen_lsp.lsp_server.pipeline.postprocess import postprocess
+from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
 
 PATTERNS = DEFAULT_TRUNCATE_BEFORE_PATTERN
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsp_server.pipeline.context import CompletionContext, build_context
-from lsp_server.pipeline.typed_through import TypedThroughCache
+from codegen_lsp.lsp_server.pipeline.context import CompletionContext, build_context
+from codegen_lsp.lsp_server.pipeline.typed_through import TypedThroughCache
 
 URI = "file:///work/shapes.py"
 DOC = "def area(r):\n    return |\n\nprint(area(2))\n"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from inference.protocol import Candidate, CompletionResult, StopReason, Timings
-from lsp_server.completion import (
+from codegen_lsp.inference.protocol import Candidate, CompletionResult, StopReason, Timings
+from codegen_lsp.lsp_server.completion import (
     CHARS_PER_TOKEN,
     completion_edit,
     finish,
@@ -12,8 +12,8 @@ from lsp_server.completion import (
     max_prompt_chars,
     prepare,
 )
-from lsp_server.pipeline import Mode
-from lsp_server.settings import parse_settings
+from codegen_lsp.lsp_server.pipeline import Mode
+from codegen_lsp.lsp_server.settings import parse_settings
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    ret\n"
 
@@ -79,7 +79,7 @@ def test_completion_edit_starts_at_the_word() -> None:
 
 
 def test_a_completion_cut_by_the_token_limit_keeps_its_complete_lines_only() -> None:
-    from lsp_server.completion import complete_lines
+    from codegen_lsp.lsp_server.completion import complete_lines
 
     def cut(text: str, reason: StopReason = StopReason.MAX_TOKENS) -> str:
         return complete_lines(Candidate((1,), text, reason))

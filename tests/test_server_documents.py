@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_server.documents import (
+from codegen_lsp.lsp_server.documents import (
     Change,
     Document,
     DocumentStore,

@@ -129,7 +129,7 @@ async def test_worker_killed_mid_session(tiny_model_dir) -> None:
 
 def test_tcp_listens_on_localhost_only() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "lsp_server", "--tcp", "--port", "0"],
+        [sys.executable, "-m", "codegen_lsp.lsp_server", "--tcp", "--port", "0"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         env=server_env(),

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_server.transport import MessageReader, recover_id
+from codegen_lsp.lsp_server.transport import MessageReader, recover_id
 
 
 def frame(message: dict | bytes, length: int | str | None = None, extra_headers: bytes = b"") -> bytes:

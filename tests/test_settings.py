@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inference.protocol import GenerationOptions, ModelSpec
-from inference.stop_rule import StopRule
-from lsp_server.settings import (
+from codegen_lsp.inference.protocol import GenerationOptions, ModelSpec
+from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.lsp_server.settings import (
     SETTINGS_TABLE_MARKDOWN,
     Settings,
     needs_reload,
@@ -21,7 +21,7 @@ from lsp_server.settings import (
     to_wire,
     vscode_configuration_properties,
 )
-from tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
+from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
 
 DEFAULTS = {
     "model": "Salesforce/codegen-350M-mono",
@@ -274,7 +274,7 @@ def test_lsp_server_modules_import_neither_torch_nor_transformers() -> None:
     import subprocess
     import sys
 
-    modules = "lsp_server.settings, lsp_server.pipeline, inference.stop_rule"
+    modules = "codegen_lsp.lsp_server.settings, codegen_lsp.lsp_server.pipeline, codegen_lsp.inference.stop_rule"
     code = f"import sys, {modules}; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.stop_rule import StopRule, indent_width, pattern_reach
-from tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, truncate_before_pattern
+from codegen_lsp.inference.stop_rule import StopRule, indent_width, pattern_reach
+from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, truncate_before_pattern
 
 PATTERN_POOL = [
     *DEFAULT_TRUNCATE_BEFORE_PATTERN,
@@ -288,6 +288,6 @@ def test_stop_rule_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, inference.stop_rule; print('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = "import sys, codegen_lsp.inference.stop_rule; print('torch' in sys.modules or 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

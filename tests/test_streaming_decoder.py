@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import SentencePieceBPETokenizer
 
-from tokenizer import CodeGenTokenizer, StreamingDecoder
+from codegen_lsp.tokenizer import CodeGenTokenizer, StreamingDecoder
 
 ENDOFTEXT = 50256
 FOUR_SPACES = 50284

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer, TokenizerLoadError
+from codegen_lsp.tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer, TokenizerLoadError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STDLIB = Path(sysconfig.get_paths()["stdlib"])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer import (
+from codegen_lsp.tokenizer import (
     BUNDLED_TOKENIZER_DIR,
     DEFAULT_TRUNCATE_BEFORE_PATTERN,
     CodeGenTokenizer,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inference.window import fit_window, line_start_at_or_after
-from tokenizer import CodeGenTokenizer
+from codegen_lsp.inference.window import fit_window, line_start_at_or_after
+from codegen_lsp.tokenizer import CodeGenTokenizer
 
 TOKENIZER = CodeGenTokenizer.bundled()
 ENCODE = TOKENIZER.encode_with_offsets

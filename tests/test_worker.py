@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from inference.client import EngineClient, EngineError, RequestCancelledError
-from inference.protocol import (
+from codegen_lsp.inference.client import EngineClient, EngineError, RequestCancelledError
+from codegen_lsp.inference.protocol import (
     CompletionRequest,
     ErrorKind,
     GenerationOptions,
@@ -65,7 +65,7 @@ def request(request_id: int, document: str = "file:///a.py", prompt: str = PROMP
 
 
 async def test_a_request_is_answered_with_the_engines_completion(client, tiny_loaded):
-    from inference.engine import Engine
+    from codegen_lsp.inference.engine import Engine
 
     result = await client.complete(request(1))
     expected = Engine(tiny_loaded).complete(request(1))

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 PACKAGE_JSON = HERE / "package.json"
 sys.path.insert(0, str(HERE.parents[1]))
 
-from lsp_server.settings import vscode_configuration_properties  # noqa: E402
+from codegen_lsp.lsp_server.settings import vscode_configuration_properties  # noqa: E402
 
 SECTION = "codegenLsp"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from inference.stop_rule import StopRule, indent_width
+from codegen_lsp.inference.stop_rule import StopRule, indent_width
 
 from .decide import Mode
 from .lexical import CODE, Lex, LexState, scan

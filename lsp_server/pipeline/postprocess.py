@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from inference.stop_rule import StopRule
+from codegen_lsp.inference.stop_rule import StopRule
 
 from .context import CompletionContext
 from .decide import is_identifier_char

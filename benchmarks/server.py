@@ -11,7 +11,7 @@
    server started the same way (same interpreter, same pipes), alternating, median of `--startup-repeats`.
 
 The model defaults to a CodeGen-350M-shaped checkpoint with random weights
-(`inference.bench.random_checkpoint`), written once under `--workdir`: the latency depends on its shape,
+(`benchmarks.common.random_checkpoint`), written once under `--workdir`: the latency depends on its shape,
 not its weights.
 """
 
@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+from benchmarks.common import percentile
+
+__all__ = ["server_benchmark", "add_arguments"]
 
 REPO = Path(__file__).resolve().parent.parent
 BARE_PYGLS_SERVER = textwrap.dedent(
@@ -134,7 +136,7 @@ def _initialize_params(options: dict | None) -> dict:
 def startup_times(repeats: int, bare_script: Path) -> tuple[list[float], list[float]]:
     ours, bare = [], []
     commands = {
-        "ours": [sys.executable, "-m", "lsp_server", "--stdio"],
+        "ours": [sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"],
         "bare": [sys.executable, str(bare_script)],
     }
     for _ in range(repeats):
@@ -147,8 +149,8 @@ def startup_times(repeats: int, bare_script: Path) -> tuple[list[float], list[fl
 
 
 def cursor_after_tokens(source: str, tokens: int) -> int:
-    from inference.window import line_start_at_or_after
-    from tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer
+    from codegen_lsp.inference.window import line_start_at_or_after
+    from codegen_lsp.tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer
 
     _, offsets = CodeGenTokenizer.from_folder(BUNDLED_TOKENIZER_DIR).encode_with_offsets(source)
     return line_start_at_or_after(source, offsets[min(tokens, len(offsets) - 1)][0])
@@ -179,7 +181,7 @@ def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "debounceMs": 0,
         "logLevel": args.log_level,
     }
-    connection = Connection([sys.executable, "-m", "lsp_server", "--stdio"], _env())
+    connection = Connection([sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"], _env())
     try:
         connection.request("initialize", _initialize_params(settings))
         connection.notify("initialized", {})
@@ -233,8 +235,8 @@ def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
         "keystrokes": len(typed),
         "load_s": load_s,
         "first_ms": latencies[0],
-        "p50_ms": _percentile(warm, 0.5),
-        "p95_ms": _percentile(warm, 0.95),
+        "p50_ms": percentile(warm, 0.5),
+        "p95_ms": percentile(warm, 0.95),
         "mean_ms": statistics.fmean(warm),
         "empty": empty,
         "typed_through": stats.get("typed_through", 0),
@@ -242,16 +244,11 @@ def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def server_benchmark(args: argparse.Namespace) -> str:
     if args.model:
         model = args.model
     else:
-        from inference.bench import random_checkpoint
+        from benchmarks.common import random_checkpoint
 
         model = str(random_checkpoint(Path(args.workdir) / "codegen-350M-random"))
     with tempfile.TemporaryDirectory() as folder:
@@ -307,17 +304,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
         help="where the random checkpoint is written (once)",
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="codegen-lsp bench server",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    print(server_benchmark(parser.parse_args(argv)), flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,6 @@
 """Engine benchmarks, ours against transformers in the same run (commands, never tests).
 
     codegen-lsp bench engine [--dtypes float32,bfloat16] [--prefill 1024] [--decode 32] [--repeats 3]
-    codegen-lsp bench typing [--dtypes float32,auto] [--keystrokes 200] [--new-tokens 16]
     codegen-lsp bench memory [--dtypes float32,bfloat16]
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; both engines load that file.
@@ -10,76 +9,18 @@ A CodeGen-350M-shaped model with random weights, written once in the Hub layout;
 from __future__ import annotations
 
 import argparse
-import statistics
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from inference.device import DTYPES
-
-CODEGEN_350M_SHAPE = dict(
-    vocab_size=51200, n_positions=2048, n_ctx=2048, n_embd=1024, n_layer=20, n_head=16, rotary_dim=32,
-    activation_function="gelu_new", tie_word_embeddings=False,
-)
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def median_time(fn: Callable[[], None], repeats: int, warmup: int = 1, device: str = "cpu") -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measure_read_bandwidth() -> float:
-    """GB/s at which this machine reads memory: a sum over 1.5 GB, far beyond any cache, best of 3. A decode
-    step reads every weight once, so this is its ceiling (a sum over a cached tensor reports far more)."""
-    x = torch.ones(384 * 1024 * 1024)  # 1.5 GB of float32
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - start)
-    return x.numel() * x.element_size() / best / 1e9
-
-
-def random_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """A CodeGen-350M-shaped checkpoint with random weights, in the Hub layout (model.safetensors)."""
-    import shutil
-
-    from inference.config import CodeGenConfig
-    from inference.export import save_checkpoint
-    from inference.model import CodeGen, init_weights
-    from tokenizer import BUNDLED_TOKENIZER_DIR
-
-    if (folder / "model.safetensors").exists():
-        return folder
-    torch.manual_seed(seed)
-    model = CodeGen(CodeGenConfig(**{k: v for k, v in CODEGEN_350M_SHAPE.items() if k != "n_ctx"}))
-    init_weights(model)
-    save_checkpoint(model, folder)
-    for file in BUNDLED_TOKENIZER_DIR.iterdir():
-        shutil.copy(file, folder / file.name)
-    return folder
+from benchmarks.common import measure_read_bandwidth, median_time, random_checkpoint
+from codegen_lsp.inference.device import DTYPES
 
 
 def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str):
-    from inference.generate import Sampler, decode_loop, prefill
-    from inference.kv_cache import KVCache
-    from inference.loading import load_folder
+    from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
+    from codegen_lsp.inference.kv_cache import KVCache
+    from codegen_lsp.inference.loading import load_folder
 
     loaded = load_folder(folder, device, dtype)
     model, config = loaded.model, loaded.config
@@ -164,9 +105,9 @@ import resource, sys, time, torch
 torch.set_num_threads({threads})
 start = time.perf_counter()
 if {ours}:
-    from inference.engine import Engine
-    from inference.loading import load_folder
-    from inference.protocol import CompletionRequest, GenerationOptions
+    from codegen_lsp.inference.engine import Engine
+    from codegen_lsp.inference.loading import load_folder
+    from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
     engine = Engine(load_folder({folder!r}, {device!r}, {dtype!r}), cache_slots=1)
     loaded_s = time.perf_counter() - start
     engine.complete(CompletionRequest(1, "d", "def f(x):\\n" * 200, GenerationOptions(max_new_tokens=8)))
@@ -212,35 +153,12 @@ def memory_benchmark(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
-                        help="where the random CodeGen-350M-shaped checkpoint is written (once)")
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--prefill", type=int, default=1024)
+    parser.add_argument("--decode", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from inference import bench_typing
-
-    parser = argparse.ArgumentParser(prog="codegen-lsp bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    kinds = parser.add_subparsers(dest="kind", required=True)
-    engine = kinds.add_parser("engine", help="prefill and decode speed")
-    engine.add_argument("--dtypes", default="float32,bfloat16")
-    engine.add_argument("--prefill", type=int, default=1024)
-    engine.add_argument("--decode", type=int, default=32)
-    engine.add_argument("--repeats", type=int, default=3)
-    common_arguments(engine)
-    typing = kinds.add_parser("typing", help="keystroke latency over a typing replay")
-    bench_typing.add_arguments(typing)
-    common_arguments(typing)
-    memory = kinds.add_parser("memory", help="peak resident memory and load time")
-    memory.add_argument("--dtypes", default="float32,bfloat16")
-    common_arguments(memory)
-    args = parser.parse_args(argv)
-    run = {"engine": engine_benchmark, "typing": bench_typing.typing_benchmark, "memory": memory_benchmark}
-    print(run[args.kind](args), flush=True)
-
-
-if __name__ == "__main__":
-    main()
+def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtypes", default="float32,bfloat16")

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from inference.bench import random_checkpoint
-from inference.device import resolve_dtype
-from inference.engine import Engine, common_prefix_length
-from inference.generate import Sampler, decode_loop, prefill
-from inference.loading import load_folder
-from inference.protocol import CompletionRequest, GenerationOptions
-from inference.window import fit_window, line_start_at_or_after
+from benchmarks.common import percentile, random_checkpoint
+from codegen_lsp.inference.device import resolve_dtype
+from codegen_lsp.inference.engine import Engine, common_prefix_length
+from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
+from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
+from codegen_lsp.inference.window import fit_window, line_start_at_or_after
 
 CONTEXT_TOKENS = 1536
 
@@ -36,11 +36,6 @@ def replay_prompts(source: str, encode_with_offsets, tokens_before: int, keystro
     _, offsets = encode_with_offsets(source)
     cursor = line_start_at_or_after(source, offsets[min(tokens_before, len(offsets) - 1)][0])
     return [source[: cursor + k] for k in range(1, keystrokes + 1)]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class TransformersBestCase:
