@@ -110,7 +110,7 @@ if {ours}:
     from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
     engine = Engine(load_folder({folder!r}, {device!r}, {dtype!r}), cache_slots=1)
     loaded_s = time.perf_counter() - start
-    engine.complete(CompletionRequest(1, "d", "def f(x):\\n" * 200, GenerationOptions(max_new_tokens=8)))
+    engine.generate(CompletionRequest(1, "d", "def f(x):\\n" * 200, GenerationOptions(max_new_tokens=8)))
 else:
     from transformers import CodeGenForCausalLM, DynamicCache
     model = CodeGenForCausalLM.from_pretrained({folder!r}, dtype=getattr(torch, {dtype!r})).eval().to({device!r})

@@ -67,11 +67,11 @@ class TransformersBestCase:
 
 
 def time_ours(engine: Engine, prompts: list[str], options: GenerationOptions) -> dict:
-    engine.complete(CompletionRequest(0, "bench", prompts[0][:-1], options))  # the file as it was opened
+    engine.generate(CompletionRequest(0, "bench", prompts[0][:-1], options))  # the file as it was opened
     latencies, computed, hit = [], [], []
     for i, prompt in enumerate(prompts, 1):
         start = time.perf_counter()
-        result = engine.complete(CompletionRequest(i, "bench", prompt, options))
+        result = engine.generate(CompletionRequest(i, "bench", prompt, options))
         latencies.append(time.perf_counter() - start)
         computed.append(result.timings.tokens_computed)
         hit.append(result.timings.tokens_reused / result.prompt_tokens)

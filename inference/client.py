@@ -1,4 +1,4 @@
-"""The server's handle on the inference worker: `await engine.complete(request)`. Torch-free.
+"""The server's handle on the inference worker: `await engine.generate(request)`. Torch-free.
 
 The worker is a `spawn`ed process. A reader thread turns its messages into events on the asyncio loop. If the
 worker dies (OOM killer, segfault, kill -9) the requests in flight fail with a clear error, and a new worker is
@@ -165,7 +165,7 @@ class EngineClient:
 
         return await asyncio.wait_for(wait(), timeout)
 
-    async def complete(self, request: CompletionRequest) -> CompletionResult:
+    async def generate(self, request: CompletionRequest) -> CompletionResult:
         while self._conn is None or self.state not in ("loading", "ready"):
             self._raise_if_unusable()
             await self._wait_change()  # a restart is pending

@@ -104,7 +104,7 @@ class Engine:
         """One small request on a scratch slot, so that the first keystroke does not pay for kernel selection
         and allocator growth (oneDNN builds its primitives on first use)."""
         options = GenerationOptions(max_new_tokens=4, context_tokens=64)
-        self.complete(CompletionRequest(-1, "codegen-lsp://warm-up", "def f(x):\n    return x\n", options))
+        self.generate(CompletionRequest(-1, "codegen-lsp://warm-up", "def f(x):\n    return x\n", options))
         self.slots.forget("codegen-lsp://warm-up")
 
     def budget(self, options: GenerationOptions) -> int:
@@ -117,7 +117,7 @@ class Engine:
             self._steps[id(cache)] = self._decode_step_factory(cache)
         return cache
 
-    def complete(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
+    def generate(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
         options = request.options
         t0 = time.perf_counter()
         prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets, self.budget(options),

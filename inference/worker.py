@@ -163,7 +163,7 @@ def serve_requests(engine, queue: RequestQueue, sender: Sender) -> None:
             if cancelled.is_set():
                 sender.send(RequestCancelled(request.request_id))
                 continue
-            result = engine.complete(request, cancelled.is_set)
+            result = engine.generate(request, cancelled.is_set)
             if cancelled.is_set() or result.candidates and result.candidates[0].stop_reason == StopReason.CANCELLED:
                 sender.send(RequestCancelled(request.request_id))
             else:

@@ -2,10 +2,11 @@
 
     codegen-lsp [serve] [--stdio | --tcp --port N] [--log-level LEVEL]
     codegen-lsp complete --model MODEL FILE --line L --character C [--json] [...]
+    codegen-lsp export MODEL OUTDIR [--dtype DTYPE]
     codegen-lsp bench engine|typing|memory|server [args]
     codegen-lsp --version
 
-Only `complete` and `bench` import torch (`complete` runs the engine in this process); `serve` never does.
+Only `complete`, `export` and `bench` import torch (`complete` runs the engine in this process); `serve` never does.
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print completion, raw text, token ids, timings"
     )
 
+    export = commands.add_parser(
+        "export", help="write MODEL as a GPT-J checkpoint (config.json, model.safetensors, tokenizer) for vLLM"
+    )
+    export.add_argument("model", help="Hub id, local folder or `bundled`")
+    export.add_argument("outdir", type=Path, help="a new (or empty) folder")
+    export.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    export.add_argument(
+        "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
+        help="dtype of the written weights (auto: as the checkpoint stores them)",
+    )
+
     bench = commands.add_parser("bench", help="benchmarks: engine, typing (the engine), server (end to end)")
     bench.add_argument("kind", choices=("engine", "typing", "memory", "server"))
     bench.add_argument("args", nargs=argparse.REMAINDER)
@@ -117,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `| head`: the reader left; no traceback, and none again when Python flushes
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
+    if args.command == "export":
+        try:
+            return _export(args)
+        except CliError as error:
+            print(f"codegen-lsp export: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     if args.command == "bench":
         return _bench(args.kind, args.args)
     _parser().print_help(sys.stderr)
@@ -152,9 +170,26 @@ def _bench(kind: str, args: list[str]) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from codegen_lsp.inference.errors import ModelLoadError
+    from codegen_lsp.inference.export_gptj import ExportError, export_gptj
+
+    def progress(message: str, fraction: float | None) -> None:
+        print(f"codegen-lsp export: {message}", file=sys.stderr)
+
+    try:
+        outdir = export_gptj(args.model, args.outdir, args.revision, args.dtype, progress)
+    except ExportError as error:
+        raise CliError(str(error)) from None
+    except ModelLoadError as error:
+        raise CliError(f"cannot export {args.model!r}: {error.message}") from None
+    print(f"wrote a GPT-J checkpoint to {outdir}")
+    return 0
+
+
 def _complete(args: argparse.Namespace) -> int:
-    from .completion import finish, make_request, prepare
     from .documents import Document
+    from .pipeline import engine_request, finish_items, plan
     from .settings import parse_settings
 
     raw: dict = {}
@@ -199,16 +234,16 @@ def _complete(args: argparse.Namespace) -> int:
             f"--line {args.line} is past the end"
         )
     offset = document.offset_at(args.line, args.character, "utf-16")
-    prepared = prepare(text, offset, settings, invoked=True)
-    assert prepared is not None  # an explicit request always completes
+    planned = plan(text, offset, settings, invoked=True)
+    assert planned is not None  # an explicit request always completes
 
     engine, load_ms = _load_engine(settings)
-    request = make_request(prepared, settings, request_id=1, document=document.uri)
+    request = engine_request(planned, settings, request_id=1, document=document.uri)
     try:
-        result = engine.complete(request)
+        result = engine.generate(request)
     except (ValueError, TypeError) as error:
         raise CliError(f"the engine refused the request: {error}") from None
-    items = finish(result, prepared)
+    items = finish_items(result, planned.ctx, planned.rule)
     completion = items[0] if items else ""
     if not args.json:
         sys.stdout.write(completion + ("\n" if completion and not completion.endswith("\n") else ""))

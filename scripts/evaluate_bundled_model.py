@@ -150,7 +150,7 @@ def sample_positions(files: list[SourceFile], count: int, seed: int = SEED) -> l
 
 def complete(engine: Engine, request_id: int, prompt: str, options: GenerationOptions) -> tuple[str, float]:
     """(completion text, milliseconds)."""
-    result = engine.complete(CompletionRequest(request_id, f"held-out-{request_id}", prompt, options))
+    result = engine.generate(CompletionRequest(request_id, f"held-out-{request_id}", prompt, options))
     return result.candidates[0].text, result.timings.total_ms
 
 

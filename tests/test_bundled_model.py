@@ -90,7 +90,7 @@ def engine(loaded: LoadedModel) -> Engine:
 
 def complete_line(engine: Engine, prompt: str) -> str:
     options = GenerationOptions(max_new_tokens=32, stop_rule=StopRule(patterns=(), single_line=True))
-    result = engine.complete(CompletionRequest(1, "test_bundled_model", prompt, options))
+    result = engine.generate(CompletionRequest(1, "test_bundled_model", prompt, options))
     return result.candidates[0].text.split("\n", 1)[0]
 
 

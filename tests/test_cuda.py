@@ -37,4 +37,4 @@ def test_cuda_graph_decoding_gives_the_same_tokens_as_eager_decoding(tiny_model_
     eager = Engine(loaded, static_cache=True)
     for prompt in (PROMPT, PROMPT + "    ", PROMPT[:20]):
         request = CompletionRequest(1, "doc", prompt, GenerationOptions(max_new_tokens=24))
-        assert graphs.complete(request).candidates == eager.complete(request).candidates
+        assert graphs.generate(request).candidates == eager.generate(request).candidates

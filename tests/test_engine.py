@@ -46,7 +46,7 @@ def engines(tiny_loaded):
 
 
 def ask(engine: Engine, prompt: str, document: str = "file:///a.py", options: GenerationOptions = OPTIONS):
-    return engine.complete(CompletionRequest(1, document, prompt, options))
+    return engine.generate(CompletionRequest(1, document, prompt, options))
 
 
 def test_common_prefix_length():
@@ -123,7 +123,7 @@ def test_cancellation_stops_decoding_at_the_next_step(engines):
         calls.append(1)
         return len(calls) > 3
 
-    result = reuse.complete(CompletionRequest(1, "d", SOURCE[:100], GenerationOptions(max_new_tokens=50)),
+    result = reuse.generate(CompletionRequest(1, "d", SOURCE[:100], GenerationOptions(max_new_tokens=50)),
                             cancelled)
     assert result.candidates[0].stop_reason == StopReason.CANCELLED
     assert len(result.candidates[0].token_ids) == 3

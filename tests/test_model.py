@@ -99,7 +99,7 @@ def test_greedy_generation_is_token_equal_to_transformers(tiny_loaded, hf_tiny, 
     engine = Engine(tiny_loaded)
     # EOS is a token like any other here: transformers ran without it, so give our engine none either.
     engine.eos_ids = ()
-    result = engine.complete(CompletionRequest(1, "doc", prompt, GenerationOptions(max_new_tokens=40)))
+    result = engine.generate(CompletionRequest(1, "doc", prompt, GenerationOptions(max_new_tokens=40)))
     assert list(result.candidates[0].token_ids) == ref
     assert len(ref) == 40
 

@@ -1,18 +1,18 @@
-"""completion.py: the glue the server and the CLI share (pure functions, no model)."""
+"""pipeline/plan.py and the end of postprocess.py: what the server and the CLI share (pure functions, no model)."""
 
 from __future__ import annotations
 
 from codegen_lsp.inference.protocol import Candidate, CompletionResult, StopReason, Timings
-from codegen_lsp.lsp_server.completion import (
-    CHARS_PER_TOKEN,
-    completion_edit,
-    finish,
+from codegen_lsp.lsp_server.pipeline import (
+    Mode,
+    complete_lines,
+    engine_request,
+    finish_items,
     is_supported_language,
-    make_request,
     max_prompt_chars,
-    prepare,
+    plan,
 )
-from codegen_lsp.lsp_server.pipeline import Mode
+from codegen_lsp.lsp_server.pipeline.plan import CHARS_PER_TOKEN
 from codegen_lsp.lsp_server.settings import parse_settings
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    ret\n"
@@ -42,45 +42,34 @@ def test_prompt_budget_follows_context_tokens() -> None:
     assert max_prompt_chars(settings(contextTokens=100)) == 100 * CHARS_PER_TOKEN
 
 
-def test_prepare_decides_then_builds_the_context() -> None:
+def test_plan_decides_then_builds_the_context() -> None:
     cursor = TEXT.index("ret\n") + 3
-    prepared = prepare(TEXT, cursor, settings(), invoked=False)
-    assert prepared is not None and prepared.mode is Mode.MULTI_LINE
-    assert prepared.ctx.prompt == TEXT[:cursor] and prepared.ctx.line_prefix == "    ret"
+    planned = plan(TEXT, cursor, settings(), invoked=False)
+    assert planned is not None and planned.mode is Mode.MULTI_LINE
+    assert planned.ctx.prompt == TEXT[:cursor] and planned.ctx.line_prefix == "    ret"
     # In front of a word: nothing automatically, something when asked.
     inside = TEXT.index("add")
-    assert prepare(TEXT, inside, settings(), invoked=False) is None
-    assert prepare(TEXT, inside, settings(), invoked=True).mode is Mode.SINGLE_LINE
+    assert plan(TEXT, inside, settings(), invoked=False) is None
+    assert plan(TEXT, inside, settings(), invoked=True).mode is Mode.SINGLE_LINE
 
 
-def test_make_request_carries_settings_and_rule() -> None:
+def test_engine_request_carries_settings_and_rule() -> None:
     s = settings(maxNewTokens=5, temperature=0.5, numCandidates=2)
-    prepared = prepare(TEXT, len(TEXT), s, invoked=True)
-    request = make_request(prepared, s, request_id=3, document="file:///a.py")
+    planned = plan(TEXT, len(TEXT), s, invoked=True)
+    request = engine_request(planned, s, request_id=3, document="file:///a.py")
     assert request.request_id == 3 and request.document == "file:///a.py" and request.prompt == TEXT
     assert request.options.max_new_tokens == 5 and request.options.num_candidates == 2
-    assert request.options.stop_rule == prepared.rule
+    assert request.options.stop_rule == planned.rule
 
 
 def test_finish_postprocesses_and_deduplicates() -> None:
     cursor = TEXT.index("ret\n") + 3
-    prepared = prepare(TEXT, cursor, settings(), invoked=True)
-    items = finish(result("urn a - b\n\n\n\nprint(1)", "urn a - b   ", "   ", "urn b"), prepared)
+    planned = plan(TEXT, cursor, settings(), invoked=True)
+    items = finish_items(result("urn a - b\n\n\n\nprint(1)", "urn a - b   ", "   ", "urn b"), planned.ctx, planned.rule)
     assert items == ["urn a - b", "urn b"]
 
 
-def test_completion_edit_starts_at_the_word() -> None:
-    edit = completion_edit("    ret", "urn a - b\n    # done")
-    assert edit.word == "ret" and edit.new_text == "return a - b\n    # done" and edit.label == "return a - b"
-    assert completion_edit("x = ", "1").word == ""
-    assert completion_edit("    éa", "b").word == "éa"  # identifiers are Unicode
-    assert completion_edit("def f():", "\n    pass").label == "pass"
-    assert completion_edit("    name", "\n    pass").label == "name ⏎ pass"
-
-
 def test_a_completion_cut_by_the_token_limit_keeps_its_complete_lines_only() -> None:
-    from codegen_lsp.lsp_server.completion import complete_lines
-
     def cut(text: str, reason: StopReason = StopReason.MAX_TOKENS) -> str:
         return complete_lines(Candidate((1,), text, reason))
 

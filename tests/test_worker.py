@@ -67,8 +67,8 @@ def request(request_id: int, document: str = "file:///a.py", prompt: str = PROMP
 async def test_a_request_is_answered_with_the_engines_completion(client, tiny_loaded):
     from codegen_lsp.inference.engine import Engine
 
-    result = await client.complete(request(1))
-    expected = Engine(tiny_loaded).complete(request(1))
+    result = await client.generate(request(1))
+    expected = Engine(tiny_loaded).generate(request(1))
     assert result.candidates[0].token_ids == expected.candidates[0].token_ids
     assert result.request_id == 1 and result.prompt_tokens == expected.prompt_tokens
 
@@ -81,16 +81,16 @@ async def test_load_progress_and_ready_are_reported(client):
 
 
 async def test_the_second_keystroke_reuses_the_cache_in_the_worker(client):
-    await client.complete(request(1))
-    second = await client.complete(request(2, prompt=PROMPT + "    r"))
+    await client.generate(request(1))
+    second = await client.generate(request(2, prompt=PROMPT + "    r"))
     assert second.timings.tokens_reused > 0 and second.timings.tokens_computed <= 2
 
 
 async def test_a_newer_request_for_the_same_document_supersedes_the_older(client):
     with worker_frozen(client):
-        older = asyncio.create_task(client.complete(request(1, max_new_tokens=200)))
+        older = asyncio.create_task(client.generate(request(1, max_new_tokens=200)))
         await until_sent(client, 1)
-        newer_task = asyncio.create_task(client.complete(request(2, prompt=PROMPT + "    ")))
+        newer_task = asyncio.create_task(client.generate(request(2, prompt=PROMPT + "    ")))
         await until_sent(client, 2)
     newer = await newer_task
     with pytest.raises(RequestCancelledError):
@@ -99,49 +99,49 @@ async def test_a_newer_request_for_the_same_document_supersedes_the_older(client
 
 
 async def test_requests_for_other_documents_are_all_answered(client):
-    results = await asyncio.gather(*(client.complete(request(i, f"file:///{i}.py")) for i in range(4)))
+    results = await asyncio.gather(*(client.generate(request(i, f"file:///{i}.py")) for i in range(4)))
     assert [r.request_id for r in results] == [0, 1, 2, 3]
 
 
 async def test_an_explicit_cancel_stops_the_request(client):
     with worker_frozen(client):
-        task = asyncio.create_task(client.complete(request(7, max_new_tokens=200)))
+        task = asyncio.create_task(client.generate(request(7, max_new_tokens=200)))
         await until_sent(client, 7)
         client.cancel(7)
     with pytest.raises(RequestCancelledError):
         await task
-    assert (await client.complete(request(8))).request_id == 8  # still serving
+    assert (await client.generate(request(8))).request_id == 8  # still serving
 
 
 async def test_cancelling_the_awaiting_task_cancels_the_request_in_the_worker(client):
     with worker_frozen(client):
-        task = asyncio.create_task(client.complete(request(9, max_new_tokens=200)))
+        task = asyncio.create_task(client.generate(request(9, max_new_tokens=200)))
         await until_sent(client, 9)
         task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    result = await asyncio.wait_for(client.complete(request(10)), 30)
+    result = await asyncio.wait_for(client.generate(request(10)), 30)
     assert result.request_id == 10
 
 
 async def test_a_bad_request_gets_an_error_and_the_worker_keeps_serving(client):
     bad = CompletionRequest(11, "file:///a.py", None, GenerationOptions(max_new_tokens=6))  # no prompt text
     with pytest.raises(EngineError) as info:
-        await client.complete(bad)
+        await client.generate(bad)
     assert info.value.kind == ErrorKind.BAD_REQUEST
-    assert (await client.complete(request(12))).request_id == 12
+    assert (await client.generate(request(12))).request_id == 12
 
 
 async def test_a_killed_worker_fails_pending_requests_then_restarts_and_serves(client):
     with worker_frozen(client) as pid:
-        pending = asyncio.create_task(client.complete(request(20, max_new_tokens=200)))
+        pending = asyncio.create_task(client.generate(request(20, max_new_tokens=200)))
         await until_sent(client, 20)
         os.kill(pid, signal.SIGKILL)
     with pytest.raises(EngineError) as info:
         await pending
     assert info.value.kind == ErrorKind.WORKER_DIED and "SIGKILL" in info.value.message
     assert any(isinstance(e, WorkerExited) and e.restarting for e in client.events)
-    result = await asyncio.wait_for(client.complete(request(21)), 120)
+    result = await asyncio.wait_for(client.generate(request(21)), 120)
     assert result.request_id == 21 and client.state == "ready"
 
 
@@ -154,7 +154,7 @@ async def test_a_model_that_cannot_load_fails_requests_at_once_with_its_reason(t
     assert info.value.kind == ErrorKind.MODEL_NOT_FOUND and "missing-model" in info.value.message
     assert any(isinstance(e, LoadFailed) for e in events)
     with pytest.raises(EngineError):
-        await asyncio.wait_for(engine.complete(request(1)), 5)  # answered at once, never hangs
+        await asyncio.wait_for(engine.generate(request(1)), 5)  # answered at once, never hangs
     await engine.stop()
 
 
@@ -162,10 +162,10 @@ async def test_reload_switches_to_another_model(client, hf_tiny, tmp_path):
     from tests.checkpoints import tiny_hf_model, write_checkpoint
 
     other = write_checkpoint(tmp_path / "other", tiny_hf_model(seed=5), "safetensors")
-    before = await client.complete(request(30))
+    before = await client.generate(request(30))
     await client.reload(spec_for(other))
     await client.wait_ready(timeout=120)
-    after = await client.complete(request(31))
+    after = await client.generate(request(31))
     assert client.ready_info.resolved == str(other)
     assert after.candidates[0].token_ids != before.candidates[0].token_ids
 

@@ -1,14 +1,16 @@
 """The completion pipeline as pure functions, one step per module (after llm-ls and Tabby's agent):
 
-decide (complete at all? single or multi line) -> context (prompt window, cursor state, stop rule) ->
-the worker generates -> postprocess (cut, de-duplicate, trim) -> typed_through (answer typing-ahead from the
-last result). `lexical` is the small Python lexer they share.
+plan (decide: complete at all? single or multi line; context: prompt window, cursor state, stop rule) ->
+the backend generates -> postprocess (cut, de-duplicate, trim) -> typed_through (answer typing-ahead from
+the last result). `lexical` is the small Python lexer they share. `lsp_server/completer.py` runs them in
+order, top-down, in one function.
 """
 
 from .context import CompletionContext, block_indent, build_context, stop_rule_for, window_start
 from .decide import Mode, choose_mode, decide, should_complete
 from .lexical import Lex, LexState
-from .postprocess import postprocess
+from .plan import Plan, engine_request, is_supported_language, max_prompt_chars, plan
+from .postprocess import complete_lines, finish_items, postprocess
 from .typed_through import TypedThroughCache
 
 __all__ = [
@@ -16,11 +18,18 @@ __all__ = [
     "Lex",
     "LexState",
     "Mode",
+    "Plan",
     "TypedThroughCache",
     "block_indent",
     "build_context",
     "choose_mode",
+    "complete_lines",
     "decide",
+    "engine_request",
+    "finish_items",
+    "is_supported_language",
+    "max_prompt_chars",
+    "plan",
     "postprocess",
     "should_complete",
     "stop_rule_for",

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from codegen_lsp.inference.protocol import Candidate, CompletionResult, StopReason
 from codegen_lsp.inference.stop_rule import StopRule
 
 from .context import CompletionContext
@@ -19,6 +20,8 @@ from .decide import is_identifier_char
 from .lexical import first_unmatched_closer
 
 __all__ = [
+    "complete_lines",
+    "finish_items",
     "postprocess",
     "remove_repeated_following_lines",
     "remove_suffix_duplicate",
@@ -100,3 +103,24 @@ def _repeats(tail: list[str], following: list[str]) -> bool:
         return False
     expected = following[len(whole)]
     return last == expected or (bool(whole) and expected.startswith(last))
+
+
+def complete_lines(candidate: Candidate) -> str:
+    """A candidate the token limit cut mid-line keeps its complete lines only (when it has any): a dangling
+    `if self` after good lines is worse than no last line."""
+    text = candidate.text
+    if candidate.stop_reason not in (StopReason.MAX_TOKENS, StopReason.CONTEXT_FULL) or text.endswith("\n"):
+        return text
+    first_line = len(text) - len(text.lstrip("\n"))
+    last_newline = text.rfind("\n")
+    return text[:last_newline] if last_newline > first_line else text
+
+
+def finish_items(result: CompletionResult, ctx: CompletionContext, rule: StopRule) -> list[str]:
+    """Every candidate post-processed; empty and duplicate items dropped, the backend's order kept."""
+    items: list[str] = []
+    for candidate in result.candidates:
+        text = postprocess(complete_lines(candidate), ctx, rule)
+        if text and text not in items:
+            items.append(text)
+    return items

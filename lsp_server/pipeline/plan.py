@@ -1,0 +1,62 @@
+"""Steps 1-2 together: may we complete here, and if so the prompt, the mode and the stop rule (a `Plan`).
+
+Pure functions shared by the server and `codegen-lsp complete`, so the two cannot drift apart: the CLI's
+`--json` output and the server's answer for the same document, position and settings are the same text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codegen_lsp.inference.protocol import CompletionRequest
+from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.lsp_server.settings import Settings
+
+from .context import CompletionContext, build_context, stop_rule_for
+from .decide import Mode, decide
+
+__all__ = ["CHARS_PER_TOKEN", "Plan", "engine_request", "is_supported_language", "max_prompt_chars", "plan"]
+
+# The prompt the server cuts is about contextTokens * 6 characters: code averages 3-4 characters a token, so
+# the worker's token window (the exact budget) always has enough text to fill it, while a 10 MB document
+# never sends more than a few kB per keystroke.
+CHARS_PER_TOKEN = 6
+
+# CodeGen-mono was trained on Python only. Other documents are answered with no items (never an error).
+PYTHON_LANGUAGE_IDS = frozenset({"python", "python3", "py", "python-ts"})
+
+
+def is_supported_language(language_id: str | None) -> bool:
+    return (language_id or "").strip().lower() in PYTHON_LANGUAGE_IDS
+
+
+def max_prompt_chars(settings: Settings) -> int:
+    return settings.generation.context_tokens * CHARS_PER_TOKEN
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One completion, decided and cut out of the document: what the model is asked and how to finish."""
+
+    ctx: CompletionContext
+    mode: Mode
+    rule: StopRule
+
+
+def plan(text: str, offset: int, settings: Settings, *, invoked: bool) -> Plan | None:
+    """Decide, then build the context and the stop rule; None: no completion at this position."""
+    offset = min(max(offset, 0), len(text))
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    line_text = text[line_start : len(text) if line_end < 0 else line_end].removesuffix("\r")
+    mode = decide(line_text, offset - line_start, invoked)
+    if mode is None:
+        return None
+    ctx = build_context(text, offset, max_prompt_chars(settings))
+    return Plan(ctx, mode, stop_rule_for(ctx, settings.generation.truncate_before_pattern, mode))
+
+
+def engine_request(planned: Plan, settings: Settings, *, request_id: int, document: str) -> CompletionRequest:
+    """What the model backend is asked: the prompt and the generation options with the plan's stop rule."""
+    options = settings.generation_options(planned.rule)
+    return CompletionRequest(request_id, document, planned.ctx.prompt, options)

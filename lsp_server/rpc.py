@@ -1,0 +1,279 @@
+"""JSON-RPC over a byte stream: our read loop, framing and error answers around pygls' protocol.
+
+pygls reads its own input and drops what it cannot parse. We keep our own read loop and framing
+(`transport.py`) because malformed input must be ANSWERED whenever it names a request id (a parse error,
+a bad header, params that do not fit the method), and must never stop the server; pygls' reader has no hook
+for that. Everything after framing is pygls': structuring messages, dispatch to the handlers, cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lsprotocol import types
+from pygls.io_ import StdoutWriter
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from .transport import Frame, MessageReader, recover_id
+
+__all__ = ["CodegenProtocol", "StreamServer"]
+
+log = logging.getLogger("codegen_lsp.server")
+
+STALL_S = 0.25  # no input for this long: bad framing still in the buffer is reported (transport.py)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+
+class CodegenProtocol(LanguageServerProtocol):
+    """pygls' protocol with our document store, position encoding preference, exit code and error answers."""
+
+    _server: StreamServer
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        general = params.capabilities.general
+        offered = list(general.position_encodings or []) if general is not None else []
+        if types.PositionEncodingKind.Utf8 in offered:  # the issue asks for utf-8 whenever offered
+            general.position_encodings = [types.PositionEncodingKind.Utf8]  # type: ignore[union-attr]
+        elif offered:
+            general.position_encodings = [types.PositionEncodingKind.Utf16]  # type: ignore[union-attr]
+        result = yield from super().lsp_initialize(params)
+        text_document = params.capabilities.text_document
+        if text_document is not None and text_document.inline_completion is not None:
+            # Inline completion only (as Tabby's agent does): completion requests on every keystroke
+            # would ask the model a second time, each superseding the other.
+            result.capabilities.completion_provider = None
+        encoding = result.capabilities.position_encoding or types.PositionEncodingKind.Utf16
+        self._server.encoding = str(getattr(encoding, "value", encoding))
+        return result
+
+    # Text goes to our store only (user handlers); pygls' workspace keeps none.
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args):
+        if (handler := self.fm.features.get(types.EXIT)) is not None:
+            yield handler, args, None
+        self._server.finish(0 if self._shutdown else 1)
+
+    # -- raw messages ----------------------------------------------------------------------------------------
+
+    def handle_frame(self, frame: Frame) -> None:
+        if frame.problem is not None:
+            request_id = recover_id(frame.body) if frame.body else None
+            log.warning(
+                "malformed input: %s (%d bytes)%s",
+                frame.problem,
+                len(frame.body),
+                f"; answering request {request_id!r}" if request_id is not None else "",
+            )
+            if request_id is not None:
+                self.send_error(request_id, PARSE_ERROR, f"Malformed message: {frame.problem}")
+            return
+        try:
+            raw = json.loads(frame.body)
+        except (ValueError, RecursionError) as error:
+            request_id = recover_id(frame.body)
+            log.warning("a message that is not JSON (%s), %d bytes", error, len(frame.body))
+            self.send_error(request_id, PARSE_ERROR, f"Parse error: {error}")
+            return
+        self.handle_raw(raw)
+
+    def handle_raw(self, raw: Any) -> None:
+        if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
+            request_id = raw.get("id") if isinstance(raw, dict) else None
+            self.send_error(
+                _valid_id(request_id), INVALID_REQUEST, "Invalid request: not a JSON-RPC 2.0 object"
+            )
+            return
+        method = raw.get("method")
+        is_request = "id" in raw and "method" in raw
+        if "method" in raw and not isinstance(method, str):
+            self.send_error(
+                _valid_id(raw.get("id")), INVALID_REQUEST, "Invalid request: method is not a string"
+            )
+            return
+        if is_request and _valid_id(raw["id"]) is None:
+            self.send_error(None, INVALID_REQUEST, f"Invalid request: bad id {raw['id']!r}")
+            return
+        if self._shutdown and method != types.EXIT:
+            if is_request:
+                self.send_error(raw["id"], INVALID_REQUEST, "The server is shut down")
+            return
+        try:
+            message = self.structure_message(raw)
+        except Exception as error:  # noqa: BLE001 - params that do not fit the method's types
+            detail = _describe_structure_error(error)
+            if is_request:
+                log.warning("request %r %s: invalid params: %s", raw["id"], method, detail)
+                self.send_error(raw["id"], INVALID_PARAMS, f"Invalid params for {method}: {detail}")
+            else:
+                log.warning(
+                    "ignored %s %s: invalid params: %s",
+                    "notification" if method else "message",
+                    method or "",
+                    detail,
+                )
+            return
+        try:
+            self.handle_message(message)
+        except Exception:  # noqa: BLE001 - one message must never end the session
+            log.exception("failed to handle %s", method)
+            if is_request:
+                self.send_error(raw["id"], INTERNAL_ERROR, f"Internal error handling {method}")
+
+    def send_error(self, request_id: int | str | None, code: int, message: str) -> None:
+        # A plain dict: the converter would drop a None id, and JSON-RPC wants "id": null there.
+        self._send_data({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+
+
+def _valid_id(value: object) -> int | str | None:
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else None
+
+
+def _describe_structure_error(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    try:
+        from cattrs import transform_error
+
+        lines = transform_error(cause)  # type: ignore[arg-type]
+        if lines:
+            return "; ".join(lines)
+    except Exception:  # noqa: BLE001
+        pass
+    return f"{type(cause).__name__}: {cause}"
+
+
+class StreamServer(LanguageServer):
+    """pygls' LanguageServer served by our read loop (stdio or one TCP client on 127.0.0.1) until `exit`."""
+
+    encoding = "utf-16"  # the position encoding negotiated in `initialize`
+    exit_code: int | None = None
+    _finished: asyncio.Future[int] | None = None
+
+    def finish(self, code: int) -> None:
+        self.exit_code = code
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(code)
+
+    def start_io(self, stdin=None, stdout=None) -> int:  # type: ignore[override]
+        """Serve on stdin/stdout; returns the exit code. Stray prints from any library go to stderr."""
+        protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        sys.stdout = sys.stderr
+        self.protocol.set_writer(StdoutWriter(protocol_out))
+        in_fd = sys.stdin.fileno()
+        return asyncio.run(self._serve_stdin(in_fd))
+
+    async def _serve_stdin(self, in_fd: int) -> int:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def pump() -> None:
+            while True:
+                try:
+                    data = os.read(in_fd, 1 << 16)
+                except OSError:
+                    data = b""
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, data)
+                except RuntimeError:
+                    return  # the loop is closed
+                if not data:
+                    return
+
+        threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
+        return await self.serve(queue.get)
+
+    def start_tcp(self, host: str, port: int) -> int:  # type: ignore[override]
+        return asyncio.run(self._serve_tcp(host, port))
+
+    async def _serve_tcp(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        connection: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = loop.create_future()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if connection.done():  # one client per server process
+                writer.close()
+                return
+            connection.set_result((reader, writer))
+
+        listener = await asyncio.start_server(accept, host, port)
+        bound = listener.sockets[0].getsockname()
+        print(f"codegen-lsp listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
+        reader, writer = await connection
+        listener.close()
+        self.protocol.set_writer(writer)  # type: ignore[arg-type]
+        code = await self.serve(lambda: reader.read(1 << 16))
+        writer.close()
+        return code
+
+    async def serve(self, read: Callable[[], Awaitable[bytes]]) -> int:
+        """Read, frame and dispatch messages until `exit` or the end of the input; returns the exit code."""
+        loop = asyncio.get_running_loop()
+        self._finished = loop.create_future()
+        self.on_serve_start(loop)
+        reader = MessageReader()
+        pending_read: asyncio.Future[bytes] | None = None
+        try:
+            while not self._finished.done():
+                if pending_read is None:
+                    pending_read = asyncio.ensure_future(read())
+                done, _ = await asyncio.wait(
+                    {pending_read, self._finished},
+                    timeout=STALL_S if reader.pending else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if self._finished.done():
+                    break
+                if pending_read in done:
+                    data = pending_read.result()
+                    pending_read = None
+                    if not data:
+                        log.info("the client closed the connection")
+                        self.finish(0 if self.protocol._shutdown else 1)
+                        break
+                    frames = reader.feed(data)
+                else:
+                    frames = reader.flush_stalled()
+                for frame in frames:
+                    self.protocol.handle_frame(frame)
+        finally:
+            if pending_read is not None:
+                pending_read.cancel()
+            await self.on_serve_end()
+        return self._finished.result() if self._finished.done() else 1
+
+    def on_serve_start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop runs: connect what needs it."""
+
+    async def on_serve_end(self) -> None:
+        """The session is over (exit, or the client went away): stop what runs."""
+
+

@@ -1,0 +1,181 @@
+"""The model's life in the server: start, reload and stop the backend, and tell the person how loading goes.
+
+The backend is the local worker process (`inference.client.EngineClient`). Its events become work done progress
+(loading), and `window/showMessage` for what the person must know (a failed load, a crashed worker, a fallback
+to the bundled model), once each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
+
+if TYPE_CHECKING:
+    from codegen_lsp.inference.client import EngineClient
+
+    from .server import CodegenLanguageServer
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger("codegen_lsp.server")
+
+STOP_TIMEOUT_S = 10.0
+
+
+class Supervisor:
+    def __init__(self, ls: CodegenLanguageServer) -> None:
+        self._ls = ls
+        self.engine: EngineClient | None = None
+        self._lock = asyncio.Lock()
+        self._progress: _ModelProgress | None = None
+        self._progress_ids = itertools.count(1)
+
+    async def start(self) -> None:
+        from codegen_lsp.inference.client import EngineClient
+
+        async with self._lock:
+            if self.engine is not None or self._ls.protocol._shutdown:
+                return
+            settings = self._ls.settings
+            spec = settings.model_spec()
+            self.engine = EngineClient(spec, on_event=self.on_event, log_level=settings.server.log_level.upper())
+            self._begin_progress(f"loading {spec.model}")
+            await self.engine.start()
+
+    async def reload(self) -> None:
+        async with self._lock:
+            if self.engine is None or self._ls.protocol._shutdown:
+                return
+            spec = self._ls.settings.model_spec()
+            log.info("reloading the model: %s on %s (%s)", spec.model, spec.device, spec.dtype)
+            self._end_progress("reloading")
+            self._begin_progress(f"loading {spec.model}")
+            await self.engine.reload(spec)
+
+    async def stop(self) -> None:
+        async with self._lock:
+            engine, self.engine = self.engine, None
+            self._end_progress("stopped")
+            if engine is None:
+                return
+            try:
+                await asyncio.wait_for(engine.stop(), STOP_TIMEOUT_S)
+            except Exception as error:  # noqa: BLE001 - exiting anyway
+                log.warning("stopping the worker: %s", error)
+
+    def on_event(self, event: WorkerEvent) -> None:
+        show = self._ls.show
+        if isinstance(event, LoadProgress):
+            log.debug("model: %s (%s)", event.message, event.fraction)
+            if self._progress is None or self._progress.ended:
+                self._begin_progress(event.message)
+            if self._progress is not None:
+                self._progress.report(event.message, event.fraction)
+        elif isinstance(event, ModelReady):
+            message = f"{event.model} ready on {event.device} ({event.dtype}) in {event.load_ms / 1000:.1f} s"
+            log.info("model: %s, from %s", message, event.resolved)
+            self._end_progress(message)
+            if event.warning:
+                show(types.MessageType.Warning, f"codegen-lsp: {event.warning}", once=event.warning)
+        elif isinstance(event, LoadFailed):
+            self._end_progress("the model could not be loaded")
+            model = self.engine.spec.model if self.engine is not None else self._ls.settings.model.model
+            show(
+                types.MessageType.Error,
+                f"codegen-lsp: could not load the model {model!r} ({event.kind.value}): {event.message}. "
+                "No completions until the settings change.",
+            )
+        elif isinstance(event, WorkerExited):
+            log.error("model worker: %s", event.message)
+            if not event.restarting:
+                show(types.MessageType.Error, f"codegen-lsp: {event.message}")
+            else:
+                show(types.MessageType.Warning, f"codegen-lsp: {event.message}", once="worker-exited")
+                self._begin_progress("restarting the model worker")
+
+    # -- progress ----------------------------------------------------------------------------------------------
+
+    def _begin_progress(self, message: str) -> None:
+        if self._progress is not None and not self._progress.ended:
+            self._progress.report(message, None)
+            return
+        log.info("model: %s", message)
+        if self._ls.supports_progress and self._ls.initialized:
+            token = f"codegen-lsp/model/{os.getpid()}/{next(self._progress_ids)}"
+            self._progress = _ModelProgress(self._ls, token, "codegen-lsp", message)
+
+    def _end_progress(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.end(message)
+            self._progress = None
+
+
+class _ModelProgress:
+    """One server-initiated work done progress, over pygls' `work_done_progress`.
+
+    pygls sends begin/report/end at once; the spec forbids sending them before the client has answered
+    `window/workDoneProgress/create`, and loading reports arrive from the worker before it does. So they wait
+    here (only the begin, the latest report and the end: nothing piles up) until the token exists.
+    """
+
+    def __init__(self, ls: CodegenLanguageServer, token: str, title: str, message: str) -> None:
+        self._progress = ls.work_done_progress
+        self.token = token
+        self._state = "creating"  # creating | open | failed
+        self._queue: list[Any] = [types.WorkDoneProgressBegin(title=title, message=message, percentage=0)]
+        self._percentage = 0
+        self.ended = False
+        created = ls.protocol.send_request(
+            types.WINDOW_WORK_DONE_PROGRESS_CREATE, types.WorkDoneProgressCreateParams(token=token)
+        )
+        created.add_done_callback(self._created)
+
+    def _created(self, future) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._state = "failed"
+            log.debug("the client refused progress token %s", self.token)
+            return
+        self._state = "open"
+        queue, self._queue = self._queue, []
+        for value in queue:
+            self._send(value)
+
+    def report(self, message: str, fraction: float | None) -> None:
+        if self.ended:
+            return
+        if fraction is not None:
+            self._percentage = max(self._percentage, min(100, int(fraction * 100)))
+        value = types.WorkDoneProgressReport(message=message, percentage=self._percentage)
+        if self._state == "creating":  # keep the begin and only the latest report
+            self._queue = [v for v in self._queue if not isinstance(v, types.WorkDoneProgressReport)]
+            self._queue.append(value)
+        else:
+            self._send(value)
+
+    def end(self, message: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        value = types.WorkDoneProgressEnd(message=message)
+        if self._state == "creating":
+            self._queue.append(value)
+        else:
+            self._send(value)
+
+    def _send(self, value: Any) -> None:
+        if self._state != "open":
+            return
+        if isinstance(value, types.WorkDoneProgressBegin):
+            self._progress.begin(self.token, value)
+        elif isinstance(value, types.WorkDoneProgressReport):
+            self._progress.report(self.token, value)
+        else:
+            self._progress.end(self.token, value)
+            self._progress.tokens.pop(self.token, None)  # pygls keeps a future per token begun: drop ours
