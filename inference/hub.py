@@ -13,11 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.protocol import ErrorKind
+from codegen_lsp.inference.protocol import DEFAULT_MODEL, ErrorKind
 
 BUNDLED = "bundled"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled"
-DEFAULT_MODEL = "Salesforce/codegen-350M-mono"
 
 CONFIG_AND_TOKENIZER = [
     "config.json",

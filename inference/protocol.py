@@ -14,11 +14,14 @@ if TYPE_CHECKING:
     from codegen_lsp.inference.stop_rule import StopRule
 
 
+DEFAULT_MODEL = "Salesforce/codegen-350M-mono"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model the worker loads, and where it runs."""
+    """Which model the worker loads, and where it runs. These defaults are the settings' defaults too."""
 
-    model: str = "Salesforce/codegen-350M-mono"  # Hub id, local folder, or "bundled"
+    model: str = DEFAULT_MODEL  # Hub id, local folder, or "bundled"
     revision: str | None = None
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
@@ -32,7 +35,7 @@ class ModelSpec:
 class GenerationOptions:
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
+    top_p: float = 0.95
     num_candidates: int = 1
     seed: int | None = None
     context_tokens: int = 1536  # prompt budget; capped by n_positions - max_new_tokens

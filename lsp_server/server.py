@@ -57,7 +57,7 @@ class CodegenLanguageServer(StreamServer):
         self.supervisor = Supervisor(self)
         self.completer = Completer(lambda: self.supervisor.engine)
         self.initialized = False
-        self.stopping: asyncio.Future | None = None  # the worker stopping after `shutdown`
+        self.stopping: asyncio.Future | None = None  # held: asyncio keeps only weak references to tasks
         self._shown: set[str] = set()
 
     # -- client facts --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The server's settings: one tree of frozen dataclasses, a flat camelCase dict on the wire.
 
-Each setting is declared once, below, with its default, its description and what it accepts; parsing,
+Each setting is declared once, below, with its description and what it accepts; its default is the one of
+the message field it fills (`inference.protocol.ModelSpec`, `GenerationOptions`: one source of truth); parsing,
 warnings, the README table (`SETTINGS_TABLE_MARKDOWN`) and the VS Code `contributes.configuration`
 properties (`vscode_configuration_properties`) are all read from those declarations.
 
@@ -133,34 +134,34 @@ class ModelSettings:
     """What the worker loads and how; changing any of these reloads the model."""
 
     model: str = _setting(
-        "Salesforce/codegen-350M-mono",
+        ModelSpec.model,
         "Hub id or local folder of a CodeGen checkpoint, or `bundled` for the small offline model.",
         _Accepts("string"),
     )
     revision: str | None = _setting(
-        None,
+        ModelSpec.revision,
         "Hub revision (branch, tag or commit) to download; null for the default branch.",
         _Accepts("optional_string"),
     )
     device: str = _setting(
-        "auto", "Where the model runs; `auto` uses CUDA when available.", _choice("auto", "cpu", "cuda")
+        ModelSpec.device, "Where the model runs; `auto` uses CUDA when available.", _choice("auto", "cpu", "cuda")
     )
     dtype: str = _setting(
-        "auto",
+        ModelSpec.dtype,
         "Weight type; `auto` is float16 on CUDA, on the CPU bfloat16 where it is native, else float32.",
         _choice("auto", "float32", "float16", "bfloat16"),
     )
     cache_reuse: bool = _setting(
-        True,
+        ModelSpec.cache_reuse,
         "Reuse the key/value cache of the longest common token prefix with the previous request.",
         _BOOLEAN,
     )
     cache_slots: int = _setting(
-        4, "Documents whose key/value cache is kept (least recently used goes).", _integer(1, 64)
+        ModelSpec.cache_slots, "Documents whose key/value cache is kept (least recently used goes).", _integer(1, 64)
     )
-    cuda_graphs: bool = _setting(True, "Capture the decode step as a CUDA graph (CUDA only).", _BOOLEAN)
+    cuda_graphs: bool = _setting(ModelSpec.cuda_graphs, "Capture the decode step as a CUDA graph (CUDA only).", _BOOLEAN)
     prompt_lookup: bool = _setting(
-        True,
+        ModelSpec.prompt_lookup,
         "Speculative decoding: draft tokens copied from earlier text and from the last suggestion, verified in "
         "one pass. Greedy output is unchanged; faster when code repeats itself or you type into a suggestion.",
         _BOOLEAN,
@@ -171,25 +172,25 @@ class ModelSettings:
 class GenerationSettings:
     """How each completion is generated."""
 
-    max_new_tokens: int = _setting(64, "Most tokens generated per completion.", _integer(1, 1024))
+    max_new_tokens: int = _setting(GenerationOptions.max_new_tokens, "Most tokens generated per completion.", _integer(1, 1024))
     temperature: float = _setting(
-        0.0,
+        GenerationOptions.temperature,
         "Sampling temperature; 0 is greedy (the same completion every time).",
         _Accepts("number", low=0, high=2),
     )
     top_p: float = _setting(
-        0.95,
+        GenerationOptions.top_p,
         "Nucleus sampling: sample from the smallest set of tokens whose probability reaches this.",
         _Accepts("number", low=0, high=1, low_open=True),
     )
-    num_candidates: int = _setting(1, "Completions offered per request.", _integer(1, 8))
+    num_candidates: int = _setting(GenerationOptions.num_candidates, "Completions offered per request.", _integer(1, 8))
     seed: int | None = _setting(
-        None,
+        GenerationOptions.seed,
         "Seed for sampling (temperature > 0, extra candidates); null draws a fresh one each time.",
         _Accepts("optional_integer", low=0, high=2**31 - 1),
     )
     context_tokens: int = _setting(
-        1536,
+        GenerationOptions.context_tokens,
         "Prompt budget in tokens (text before the cursor); capped by the model's context length.",
         _integer(64, 2048),
     )
