@@ -237,12 +237,15 @@ def _complete(args: argparse.Namespace) -> int:
     planned = plan(text, offset, settings, invoked=True)
     assert planned is not None  # an explicit request always completes
 
-    engine, load_ms = _load_engine(settings)
     request = engine_request(planned, settings, request_id=1, document=document.uri)
-    try:
-        result = engine.generate(request)
-    except (ValueError, TypeError) as error:
-        raise CliError(f"the engine refused the request: {error}") from None
+    if settings.backend.backend == "openai":
+        result, load_ms = _generate_remotely(settings, request)
+    else:
+        engine, load_ms = _load_engine(settings)
+        try:
+            result = engine.generate(request)
+        except (ValueError, TypeError) as error:
+            raise CliError(f"the engine refused the request: {error}") from None
     items = finish_items(result, planned.ctx, planned.rule)
     completion = items[0] if items else ""
     if not args.json:
@@ -271,6 +274,33 @@ class _Collect:
 
     def send(self, message: object) -> None:
         self.messages.append(message)
+
+
+def _generate_remotely(settings, request):
+    """The same request through the remote backend (`backend: openai`), as the server would send it."""
+    import asyncio
+    import time
+
+    from codegen_lsp.inference.client import EngineError
+
+    from .remote import OpenAIBackend, load_model_files
+
+    said: list[str] = []
+
+    async def run():
+        start = time.perf_counter()
+        files = load_model_files(settings.model.model, settings.model.revision)
+        backend = OpenAIBackend(settings.remote_spec(), files, on_status=lambda kind, message: said.append(message))
+        await backend.start()
+        try:
+            return await backend.generate(request), (time.perf_counter() - start) * 1000
+        finally:
+            await backend.stop()
+
+    try:
+        return asyncio.run(run())
+    except EngineError as error:
+        raise CliError(said[0] if said else error.message) from None
 
 
 def _load_engine(settings):

@@ -55,7 +55,7 @@ class CodegenLanguageServer(StreamServer):
         self.documents = DocumentStore()
         self.settings = Settings()
         self.supervisor = Supervisor(self)
-        self.completer = Completer(lambda: self.supervisor.engine)
+        self.completer = Completer(lambda: self.supervisor.backend)
         self.initialized = False
         self.stopping: asyncio.Future | None = None  # held: asyncio keeps only weak references to tasks
         self._shown: set[str] = set()
@@ -120,7 +120,7 @@ class CodegenLanguageServer(StreamServer):
         if old != new:
             log.info("settings from %s: %s", source, json.dumps(to_wire(new)))
             self.completer.reset()
-        if self.supervisor.engine is not None and needs_reload(old, new):
+        if self.supervisor.backend is not None and needs_reload(old, new):
             asyncio.ensure_future(self.supervisor.reload())
 
     async def pull_configuration(self) -> None:
@@ -312,13 +312,16 @@ if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
 
     @server.command("codegenLsp.debugState")
     def debug_state(ls: CodegenLanguageServer) -> dict[str, Any]:
-        engine = ls.supervisor.engine
+        backend = ls.supervisor.backend
+        ready_info = getattr(backend, "ready_info", None)
         return {
             "encoding": ls.encoding,
-            "engine": None if engine is None else engine.state,
-            "ready": None if engine is None or engine.ready_info is None else engine.ready_info.model,
+            "engine": None if backend is None else backend.state,
+            "backend": type(backend).__name__ if backend is not None else None,
+            "ready": getattr(backend, "served_model", None) if ready_info is None else ready_info.model,
             "stats": dict(ls.completer.stats),
             "settings": to_wire(ls.settings),
             "documents": len(ls.documents),
+            "handler_futures": len(ls.protocol._request_futures),  # in flight only: nothing kept per message
             "modules": sorted(m for m in ("torch", "transformers", "numpy") if m in sys.modules),
         }

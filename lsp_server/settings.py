@@ -22,11 +22,13 @@ from typing import Any
 
 from codegen_lsp.inference.protocol import GenerationOptions, ModelSpec
 from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.lsp_server.remote import RemoteSpec
 from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
 
 __all__ = [
     "SECTION_NAMES",
     "SETTINGS_TABLE_MARKDOWN",
+    "BackendSettings",
     "GenerationSettings",
     "ModelSettings",
     "ServerSettings",
@@ -157,9 +159,13 @@ class ModelSettings:
         _BOOLEAN,
     )
     cache_slots: int = _setting(
-        ModelSpec.cache_slots, "Documents whose key/value cache is kept (least recently used goes).", _integer(1, 64)
+        ModelSpec.cache_slots,
+        "Documents whose key/value cache is kept (least recently used goes).",
+        _integer(1, 64),
     )
-    cuda_graphs: bool = _setting(ModelSpec.cuda_graphs, "Capture the decode step as a CUDA graph (CUDA only).", _BOOLEAN)
+    cuda_graphs: bool = _setting(
+        ModelSpec.cuda_graphs, "Capture the decode step as a CUDA graph (CUDA only).", _BOOLEAN
+    )
     prompt_lookup: bool = _setting(
         ModelSpec.prompt_lookup,
         "Speculative decoding: draft tokens copied from earlier text and from the last suggestion, verified in "
@@ -169,10 +175,44 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class BackendSettings:
+    """Where completions come from: the local worker, or a team server (vLLM) over the OpenAI API."""
+
+    backend: str = _setting(
+        "local",
+        "`local`: the model runs in a worker process on this machine. `openai`: completions come from a server "
+        "with the OpenAI-compatible `/v1/completions` API (vLLM serving `codegen-lsp export`); `model` then only "
+        "names the tokenizer and config.",
+        _choice("local", "openai"),
+    )
+    backend_url: str = _setting(
+        RemoteSpec.url, "API base of the remote backend (`openai`), e.g. `http://gpu-box:8000/v1`.", _Accepts("string")
+    )
+    backend_model: str | None = _setting(
+        RemoteSpec.model,
+        "Model name on the remote backend; null: the server's only model (from `/v1/models`).",
+        _Accepts("optional_string"),
+    )
+    backend_api_key_env: str | None = _setting(
+        RemoteSpec.api_key_env,
+        "Name of the environment variable that holds the remote backend's API key (the key itself is never "
+        "stored in settings or logged); null: no key.",
+        _Accepts("optional_string"),
+    )
+    backend_timeout_ms: int = _setting(
+        RemoteSpec.timeout_ms,
+        "Longest wait for the remote backend's answer to one request.",
+        _integer(100, 600000),
+    )
+
+
+@dataclass(frozen=True)
 class GenerationSettings:
     """How each completion is generated."""
 
-    max_new_tokens: int = _setting(GenerationOptions.max_new_tokens, "Most tokens generated per completion.", _integer(1, 1024))
+    max_new_tokens: int = _setting(
+        GenerationOptions.max_new_tokens, "Most tokens generated per completion.", _integer(1, 1024)
+    )
     temperature: float = _setting(
         GenerationOptions.temperature,
         "Sampling temperature; 0 is greedy (the same completion every time).",
@@ -183,7 +223,9 @@ class GenerationSettings:
         "Nucleus sampling: sample from the smallest set of tokens whose probability reaches this.",
         _Accepts("number", low=0, high=1, low_open=True),
     )
-    num_candidates: int = _setting(GenerationOptions.num_candidates, "Completions offered per request.", _integer(1, 8))
+    num_candidates: int = _setting(
+        GenerationOptions.num_candidates, "Completions offered per request.", _integer(1, 8)
+    )
     seed: int | None = _setting(
         GenerationOptions.seed,
         "Seed for sampling (temperature > 0, extra candidates); null draws a fresh one each time.",
@@ -221,6 +263,7 @@ class Settings:
     """All settings; the groups are for code (`needs_reload` is "the model group changed"), not the wire."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
+    backend: BackendSettings = field(default_factory=BackendSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
@@ -237,6 +280,10 @@ class Settings:
             prompt_lookup=m.prompt_lookup,
         )
 
+    def remote_spec(self) -> RemoteSpec:
+        b = self.backend
+        return RemoteSpec(b.backend_url, b.backend_model, b.backend_api_key_env, b.backend_timeout_ms)
+
     def generation_options(self, stop_rule: StopRule | None) -> GenerationOptions:
         g = self.generation
         return GenerationOptions(
@@ -251,8 +298,9 @@ class Settings:
 
 
 def needs_reload(old: Settings, new: Settings) -> bool:
-    """The worker must reload the model (everything in `ModelSettings` is what `ModelSpec` carries)."""
-    return old.model_spec() != new.model_spec()
+    """The backend must restart: the model (everything in `ModelSettings` is what `ModelSpec` carries) or
+    where completions come from changed."""
+    return old.model_spec() != new.model_spec() or old.backend != new.backend
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The model's life in the server: start, reload and stop the backend, and tell the person how loading goes.
 
-The backend is the local worker process (`inference.client.EngineClient`). Its events become work done progress
+The backend is the local worker process (`inference.client.EngineClient`), or a remote server
+(`remote.OpenAIBackend`) when the `backend` setting says `openai`. The worker's events become work done progress
 (loading), and `window/showMessage` for what the person must know (a failed load, a crashed worker, a fallback
-to the bundled model), once each.
+to the bundled model, a remote server gone or back), once each.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady,
 if TYPE_CHECKING:
     from codegen_lsp.inference.client import EngineClient
 
+    from .remote import OpenAIBackend
     from .server import CodegenLanguageServer
 
 __all__ = ["Supervisor"]
@@ -32,43 +34,92 @@ STOP_TIMEOUT_S = 10.0
 class Supervisor:
     def __init__(self, ls: CodegenLanguageServer) -> None:
         self._ls = ls
-        self.engine: EngineClient | None = None
+        self.backend: EngineClient | OpenAIBackend | None = None
         self._lock = asyncio.Lock()
         self._progress: _ModelProgress | None = None
         self._progress_ids = itertools.count(1)
 
     async def start(self) -> None:
+        async with self._lock:
+            if self.backend is not None or self._ls.protocol._shutdown:
+                return
+            await self._start_backend()
+
+    async def _start_backend(self) -> None:
+        settings = self._ls.settings
+        spec = settings.model_spec()
+        if settings.backend.backend == "openai":
+            await self._start_remote()
+            return
         from codegen_lsp.inference.client import EngineClient
 
-        async with self._lock:
-            if self.engine is not None or self._ls.protocol._shutdown:
-                return
-            settings = self._ls.settings
-            spec = settings.model_spec()
-            self.engine = EngineClient(spec, on_event=self.on_event, log_level=settings.server.log_level.upper())
-            self._begin_progress(f"loading {spec.model}")
-            await self.engine.start()
+        self.backend = EngineClient(spec, on_event=self.on_event, log_level=settings.server.log_level.upper())
+        self._begin_progress(f"loading {spec.model}")
+        await self.backend.start()
+
+    async def _start_remote(self) -> None:
+        """The remote backend: only the tokenizer and config of `model` are read here (no weights, no torch)."""
+        from codegen_lsp.inference.client import EngineError
+
+        from .remote import OpenAIBackend, load_model_files
+
+        settings = self._ls.settings
+        remote = settings.remote_spec()
+        self._begin_progress(f"connecting to {remote.url}")
+        try:
+            files = await asyncio.to_thread(load_model_files, settings.model.model, settings.model.revision)
+        except EngineError as error:
+            self._end_progress("the tokenizer could not be loaded")
+            self._ls.show(types.MessageType.Error, f"codegen-lsp: {error.message}. No completions until the "
+                                                   "settings change.")
+            return
+        backend = self.backend = OpenAIBackend(remote, files, on_status=self._remote_status)
+        await backend.start()
+        if backend.state == "ready":
+            self._end_progress(f"{backend.served_model} at {remote.url} ready")
+        else:
+            self._end_progress(f"{remote.url}: {backend.state}")
+
+    def _remote_status(self, kind: str, message: str) -> None:
+        """The remote backend went down, came back, or cannot be used: said once per change."""
+        if kind == "up":
+            self._ls.show(types.MessageType.Info, f"codegen-lsp: {message}")
+        elif kind == "down":
+            self._ls.show(types.MessageType.Warning, f"codegen-lsp: {message}")
+        else:
+            self._ls.show(types.MessageType.Error, f"codegen-lsp: {message}. No completions until the settings "
+                                                   "change.")
 
     async def reload(self) -> None:
         async with self._lock:
-            if self.engine is None or self._ls.protocol._shutdown:
+            if self.backend is None or self._ls.protocol._shutdown:
                 return
-            spec = self._ls.settings.model_spec()
-            log.info("reloading the model: %s on %s (%s)", spec.model, spec.device, spec.dtype)
-            self._end_progress("reloading")
-            self._begin_progress(f"loading {spec.model}")
-            await self.engine.reload(spec)
+            settings = self._ls.settings
+            spec = settings.model_spec()
+            from codegen_lsp.inference.client import EngineClient
+
+            if isinstance(self.backend, EngineClient) and settings.backend.backend == "local":
+                log.info("reloading the model: %s on %s (%s)", spec.model, spec.device, spec.dtype)
+                self._end_progress("reloading")
+                self._begin_progress(f"loading {spec.model}")
+                await self.backend.reload(spec)
+                return
+            await self._stop_backend()  # local <-> remote, or another remote: start afresh
+            await self._start_backend()
 
     async def stop(self) -> None:
         async with self._lock:
-            engine, self.engine = self.engine, None
-            self._end_progress("stopped")
-            if engine is None:
-                return
-            try:
-                await asyncio.wait_for(engine.stop(), STOP_TIMEOUT_S)
-            except Exception as error:  # noqa: BLE001 - exiting anyway
-                log.warning("stopping the worker: %s", error)
+            await self._stop_backend()
+
+    async def _stop_backend(self) -> None:
+        backend, self.backend = self.backend, None
+        self._end_progress("stopped")
+        if backend is None:
+            return
+        try:
+            await asyncio.wait_for(backend.stop(), STOP_TIMEOUT_S)
+        except Exception as error:  # noqa: BLE001 - exiting anyway
+            log.warning("stopping the backend: %s", error)
 
     def on_event(self, event: WorkerEvent) -> None:
         show = self._ls.show
@@ -86,7 +137,7 @@ class Supervisor:
                 show(types.MessageType.Warning, f"codegen-lsp: {event.warning}", once=event.warning)
         elif isinstance(event, LoadFailed):
             self._end_progress("the model could not be loaded")
-            model = self.engine.spec.model if self.engine is not None else self._ls.settings.model.model
+            model = self._ls.settings.model.model
             show(
                 types.MessageType.Error,
                 f"codegen-lsp: could not load the model {model!r} ({event.kind.value}): {event.message}. "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -17,7 +18,6 @@ from codegen_lsp.lsp_server.settings import (
     Settings,
     needs_reload,
     parse_settings,
-    settings_table_markdown,
     to_wire,
     vscode_configuration_properties,
 )
@@ -28,6 +28,11 @@ DEFAULTS = {
     "revision": None,
     "device": "auto",
     "dtype": "auto",
+    "backend": "local",
+    "backendUrl": "http://127.0.0.1:8000/v1",
+    "backendModel": None,
+    "backendApiKeyEnv": None,
+    "backendTimeoutMs": 10000,
     "maxNewTokens": 64,
     "temperature": 0.0,
     "topP": 0.95,
@@ -68,7 +73,9 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         "model": "./my-model", "revision": "main", "device": "cuda", "dtype": "bfloat16", "maxNewTokens": 128,
         "temperature": 0.2, "topP": 0.9, "numCandidates": 3, "seed": 7, "debounceMs": 0,
         "contextTokens": 1024, "truncateBeforePattern": [], "cacheReuse": False, "cacheSlots": 2,
-        "cudaGraphs": False, "promptLookup": False, "logLevel": "debug",
+        "cudaGraphs": False, "promptLookup": False, "logLevel": "debug", "backend": "openai",
+        "backendUrl": "http://gpu-box:8000/v1", "backendModel": "codegen-2B", "backendApiKeyEnv": "TEAM_KEY",
+        "backendTimeoutMs": 2500,
     }  # fmt: skip
     settings, warnings = parse_settings(wire)
     assert warnings == []
@@ -253,10 +260,19 @@ def test_settings_are_frozen_and_hashable() -> None:
     assert hash(settings) == hash(Settings())
 
 
+def table_cells(row: str) -> list[str]:
+    """A markdown table row's cells, split at the pipes that are not escaped."""
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
 def test_the_readme_table_has_one_row_per_setting_with_its_default() -> None:
-    assert SETTINGS_TABLE_MARKDOWN == settings_table_markdown()
-    rows = SETTINGS_TABLE_MARKDOWN.strip().splitlines()[2:]
-    assert [row.split("`")[1] for row in rows] == list(to_wire(Settings()))
+    header, rule, *rows = SETTINGS_TABLE_MARKDOWN.strip().splitlines()
+    assert header == "| Setting | Default | Accepts | Description |" and rule == "| --- | --- | --- | --- |"
+    cells = [table_cells(row) for row in rows]
+    assert all(len(row) == 4 and all(row) for row in cells)
+    # The hand-written DEFAULTS, not the declarations the table was made from.
+    assert {name.strip("`"): json.loads(default.strip("`")) for name, default, *_ in cells} == DEFAULTS
+    assert len(rows) == len(DEFAULTS)
     assert "| `maxNewTokens` | `64` | an integer from 1 to 1024 |" in SETTINGS_TABLE_MARKDOWN
     assert '| `device` | `"auto"` | "auto", "cpu" or "cuda" |' in SETTINGS_TABLE_MARKDOWN
     assert all(row.count(" | ") == 3 for row in rows)  # pipes inside patterns are escaped

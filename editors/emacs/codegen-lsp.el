@@ -90,6 +90,33 @@ the last suggestion, verified in one pass. Greedy output is unchanged;
 faster when code repeats itself or you type into a suggestion."
   :type 'boolean)
 
+(defcustom codegen-lsp-backend "local"
+  "`local': the model runs in a worker process on this machine. `openai':
+completions come from a server with the OpenAI-compatible
+`/v1/completions' API (vLLM serving `codegen-lsp export'); `model'
+then only names the tokenizer and config."
+  :type '(choice (const "local") (const "openai")))
+
+(defcustom codegen-lsp-backend-url "http://127.0.0.1:8000/v1"
+  "API base of the remote backend (`openai'), e.g. `http://gpu-
+box:8000/v1'."
+  :type 'string)
+
+(defcustom codegen-lsp-backend-model nil
+  "Model name on the remote backend; null: the server's only model (from
+`/v1/models')."
+  :type '(choice (const :tag "Default" nil) string))
+
+(defcustom codegen-lsp-backend-api-key-env nil
+  "Name of the environment variable that holds the remote backend's API
+key (the key itself is never stored in settings or logged); null: no
+key."
+  :type '(choice (const :tag "Default" nil) string))
+
+(defcustom codegen-lsp-backend-timeout-ms 10000
+  "Longest wait for the remote backend's answer to one request."
+  :type 'integer)
+
 (defcustom codegen-lsp-max-new-tokens 64
   "Most tokens generated per completion."
   :type 'integer)
@@ -139,6 +166,11 @@ model's context length."
     (:cacheSlots codegen-lsp-cache-slots number)
     (:cudaGraphs codegen-lsp-cuda-graphs boolean)
     (:promptLookup codegen-lsp-prompt-lookup boolean)
+    (:backend codegen-lsp-backend string)
+    (:backendUrl codegen-lsp-backend-url string)
+    (:backendModel codegen-lsp-backend-model string)
+    (:backendApiKeyEnv codegen-lsp-backend-api-key-env string)
+    (:backendTimeoutMs codegen-lsp-backend-timeout-ms number)
     (:maxNewTokens codegen-lsp-max-new-tokens number)
     (:temperature codegen-lsp-temperature number)
     (:topP codegen-lsp-top-p number)
