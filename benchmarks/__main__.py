@@ -3,41 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
+# kind: (what it measures, module, its argument adder, its runner, whether it takes --device/--threads/--workdir)
 KINDS = {
-    "engine": "prefill and decode speed, ours against transformers",
-    "typing": "keystroke latency over a typing replay",
-    "memory": "peak resident memory and load time",
-    "server": "end to end over the protocol: keystroke latency and start-up",
-}
+    "engine": ("prefill and decode speed, ours against the peers", "engine", "add_engine_arguments",
+               "engine_benchmark", True),
+    "typing": ("keystroke latency over a typing replay", "typing_replay", "add_arguments", "typing_benchmark", True),
+    "memory": ("peak resident memory and load time", "engine", "add_memory_arguments", "memory_benchmark", True),
+    "server": ("end to end over the protocol: keystroke latency and start-up", "server", "add_arguments",
+               "server_benchmark", False),
+    "remote": ("the team server: typing through a real vLLM, N editors against one server", "remote",
+               "add_arguments", "remote_benchmark", True),
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in KINDS:
-        listing = "\n".join(f"  {kind:8} {what}" for kind, what in KINDS.items())
+        listing = "\n".join(f"  {kind:8} {entry[0]}" for kind, entry in KINDS.items())
         print(f"usage: codegen-lsp bench KIND [args]\n\nKIND:\n{listing}", file=sys.stderr)
         raise SystemExit(2)
     kind, rest = argv[0], argv[1:]
-    parser = argparse.ArgumentParser(prog=f"codegen-lsp bench {kind}", description=KINDS[kind])
-    if kind == "server":
-        from benchmarks import server
+    description, module_name, add_name, run_name, common = KINDS[kind]
+    parser = argparse.ArgumentParser(prog=f"codegen-lsp bench {kind}", description=description)
+    module = importlib.import_module(f"benchmarks.{module_name}")
+    getattr(module, add_name)(parser)
+    if common:
+        from benchmarks.common import common_arguments
 
-        server.add_arguments(parser)
-        print(server.server_benchmark(parser.parse_args(rest)), flush=True)
-        return
-    from benchmarks import engine, typing_replay
-    from benchmarks.common import common_arguments
-
-    add, run = {
-        "engine": (engine.add_engine_arguments, engine.engine_benchmark),
-        "typing": (typing_replay.add_arguments, typing_replay.typing_benchmark),
-        "memory": (engine.add_memory_arguments, engine.memory_benchmark),
-    }[kind]
-    add(parser)
-    common_arguments(parser)
-    print(run(parser.parse_args(rest)), flush=True)
+        common_arguments(parser)
+    print(getattr(module, run_name)(parser.parse_args(rest)), flush=True)
 
 
 if __name__ == "__main__":

