@@ -16,6 +16,10 @@ os.environ["HF_HUB_CACHE"] = str(_SESSION_TMP / "hf-home" / "hub")
 os.environ["CODEGEN_LSP_CACHE"] = str(_SESSION_TMP / "codegen-lsp-cache")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Before torch loads, here and in the workers and servers the tests start: the tiny test models gain nothing
+# from a second thread, and where cores are shared OpenMP's spinning threads made the engine tests ~10x slower
+# (one edit-sequence example of test_engine.py: 0.4 s with one thread, 4-6 s with two, on 2 busy cores).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

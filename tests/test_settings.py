@@ -46,6 +46,7 @@ DEFAULTS = {
     "cudaGraphs": True,
     "promptLookup": True,
     "logLevel": "info",
+    "languages": "auto",
 }
 
 
@@ -75,7 +76,7 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         "contextTokens": 1024, "truncateBeforePattern": [], "cacheReuse": False, "cacheSlots": 2,
         "cudaGraphs": False, "promptLookup": False, "logLevel": "debug", "backend": "openai",
         "backendUrl": "http://gpu-box:8000/v1", "backendModel": "codegen-2B", "backendApiKeyEnv": "TEAM_KEY",
-        "backendTimeoutMs": 2500,
+        "backendTimeoutMs": 2500, "languages": ["go", "javascript"],
     }  # fmt: skip
     settings, warnings = parse_settings(wire)
     assert warnings == []
@@ -86,6 +87,8 @@ def test_every_setting_round_trips_through_the_wire() -> None:
     ("key", "bad", "used"),
     [
         ("maxNewTokens", True, 64),  # a bool is not an integer here
+        ("languages", ["go", "rust"], "auto"),
+        ("languages", "go", "auto"),
         ("maxNewTokens", 0, 64),
         ("maxNewTokens", 64.5, 64),
         ("maxNewTokens", "64", 64),

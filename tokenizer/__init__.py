@@ -1,12 +1,8 @@
 """CodeGen's tokenizer on the `tokenizers` library: GPT-2 byte-level BPE plus CodeGen's whitespace tokens."""
 
-from pathlib import Path
-
-from .codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
+from .codegen_tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer, TokenizerLoadError
 from .streaming import StreamingDecoder
 from .truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns, truncate_before_pattern
-
-BUNDLED_TOKENIZER_DIR = Path(__file__).resolve().parent / "data"
 
 __all__ = [
     "BUNDLED_TOKENIZER_DIR",

@@ -19,16 +19,15 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 
+from .streaming import StreamingDecoder
 from .truncation import truncate_before_pattern as _truncate
 
-if TYPE_CHECKING:
-    from .streaming import StreamingDecoder
-
+BUNDLED_TOKENIZER_DIR = Path(__file__).resolve().parent / "data"
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
@@ -350,8 +349,6 @@ class CodeGenTokenizer:
     @functools.cache
     def bundled(cls) -> CodeGenTokenizer:
         """CodeGen's tokenizer shipped with the package; loaded once per process."""
-        from . import BUNDLED_TOKENIZER_DIR
-
         return cls.from_folder(BUNDLED_TOKENIZER_DIR)
 
     # -- encoding and decoding -------------------------------------------------------------------------------
@@ -413,8 +410,7 @@ class CodeGenTokenizer:
         return result
 
     def stream_decoder(self, skip_special_tokens: bool = True) -> StreamingDecoder:
-        from .streaming import StreamingDecoder
-
+        """A decoder for ids arriving one at a time, e.g. the tokens of a generation."""
         return StreamingDecoder(self, skip_special_tokens=skip_special_tokens)
 
     # -- saving ----------------------------------------------------------------------------------------------
