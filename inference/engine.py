@@ -33,6 +33,9 @@ log = logging.getLogger("codegen_lsp.engine")
 
 ALTERNATIVE_TEMPERATURE = 0.8  # extra candidates of a greedy request are sampled at this temperature
 CACHE_MEMORY_FRACTION = 0.5  # KV cache slots may take at most this share of the memory free after loading
+# The prompt is computed in chunks of this many tokens, with a look at `cancelled` between them: a newer request
+# never waits for a whole long prefill (1.5k tokens take seconds on a CPU), and what was computed stays cached.
+PREFILL_CHUNK_TOKENS = 256
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
@@ -86,6 +89,7 @@ class Engine:
         self.config = loaded.config
         self.cache_reuse = cache_reuse
         self.window_chunk = WINDOW_CHUNK_TOKENS
+        self.prefill_chunk = PREFILL_CHUNK_TOKENS
         self.prompt_lookup = prompt_lookup  # speculative drafts from the prompt; greedy output unchanged
         self.eos_ids = self.config.eos_token_ids
         self._decode_step_factory = decode_step_factory
@@ -130,13 +134,22 @@ class Engine:
         reused = common_prefix_length(slot.tokens, prompt_ids) if self.cache_reuse else 0
         reused = min(reused, len(prompt_ids) - 1)  # the last prompt token runs again: its logits start decoding
         device = self.loaded.device
-        new = torch.tensor(prompt_ids[reused:], device=device)
-        first_logits = prefill(self.model, new, reused, slot.cache)
-        slot.tokens[reused:] = prompt_ids[reused:]
+        del slot.tokens[reused:]  # positions >= reused are about to be overwritten
+        for begin in range(reused, len(prompt_ids), self.prefill_chunk):
+            chunk = prompt_ids[begin : begin + self.prefill_chunk]
+            first_logits = prefill(self.model, torch.tensor(chunk, device=device), begin, slot.cache)
+            slot.tokens.extend(chunk)
+            if cancelled is not None and begin + len(chunk) < len(prompt_ids) and cancelled():
+                return self._cancelled_during_prefill(request, prompt_ids, window_start, reused, t0, t1)
         t2 = time.perf_counter()
+        passes = -(-(len(prompt_ids) - reused) // self.prefill_chunk)
+        if options.max_new_tokens == 0:  # a prefill ahead of the first keystroke: the cache is all it wanted
+            timings = Timings(tokens_reused=reused, tokens_computed=len(prompt_ids) - reused,
+                              prefill_ms=(t2 - t1) * 1000, forward_passes=passes, tokenize_ms=(t1 - t0) * 1000,
+                              total_ms=(t2 - t0) * 1000)
+            return CompletionResult(request.request_id, (), len(prompt_ids), window_start, timings)
 
         candidates: list[Candidate | None] = [None] * max(1, options.num_candidates)
-        passes = 1
         # The primary candidate runs last, so that the cache ends up holding what the person is shown.
         for index in reversed(range(len(candidates))):
             generation = self._generate(slot, first_logits, len(prompt_ids), options, index, cancelled)
@@ -158,6 +171,17 @@ class Engine:
         )
         return CompletionResult(request.request_id, unique(c for c in candidates if c is not None), len(prompt_ids),
                                 window_start, timings)
+
+    def _cancelled_during_prefill(self, request: CompletionRequest, prompt_ids: list[int], window_start: int,
+                                  reused: int, t0: float, t1: float) -> CompletionResult:
+        """Stopped between two prefill chunks: the chunks computed stay in the document's slot."""
+        t2 = time.perf_counter()
+        computed = len(self.slots.get(request.document).tokens) - reused
+        timings = Timings(tokens_reused=reused, tokens_computed=computed, prefill_ms=(t2 - t1) * 1000,
+                          forward_passes=-(-computed // self.prefill_chunk), tokenize_ms=(t1 - t0) * 1000,
+                          total_ms=(t2 - t0) * 1000)
+        cancelled = Candidate((), "", StopReason.CANCELLED)
+        return CompletionResult(request.request_id, (cancelled,), len(prompt_ids), window_start, timings)
 
     def _generate(self, slot: Slot, first_logits: torch.Tensor, start: int, options: GenerationOptions,
                   index: int, cancelled: Callable[[], bool] | None) -> Generation:

@@ -359,3 +359,37 @@ def test_warm_up_leaves_no_slot_behind(tiny_loaded):
     engine = Engine(tiny_loaded, cache_slots=2)
     engine.warm_up()
     assert len(engine.slots) == 0
+
+
+def test_a_prompt_computed_in_chunks_gives_the_greedy_tokens_of_one_pass(tiny_loaded):
+    whole, chunked = Engine(tiny_loaded), Engine(tiny_loaded)
+    chunked.prefill_chunk = 16  # the prompt below is ~60 tokens: four chunks
+    prompt = SOURCE[:220]
+    expected = ask(whole, prompt)
+    got = ask(chunked, prompt)
+    assert got.candidates == expected.candidates
+    assert got.timings.forward_passes > expected.timings.forward_passes  # it really ran in chunks
+
+
+def test_a_cancel_between_prefill_chunks_stops_at_once_and_keeps_what_was_computed(tiny_loaded):
+    engine = Engine(tiny_loaded)
+    engine.prefill_chunk = 16
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(True)
+        return True  # as soon as the first chunk is in
+
+    result = engine.generate(CompletionRequest(1, "doc", SOURCE[:220], OPTIONS), cancelled)
+    assert [c.stop_reason for c in result.candidates] == [StopReason.CANCELLED] and len(asked) == 1
+    assert result.timings.tokens_computed == 16
+    again = ask(engine, SOURCE[:220], document="doc")
+    assert again.timings.tokens_reused == 16  # the first chunk was kept
+
+
+def test_a_prefill_only_request_fills_the_cache_for_the_first_keystroke(tiny_loaded):
+    engine = Engine(tiny_loaded)
+    ahead = engine.generate(CompletionRequest(1, "doc", SOURCE[:220], GenerationOptions(max_new_tokens=0)))
+    assert ahead.candidates == () and ahead.timings.tokens_computed == ahead.prompt_tokens
+    keystroke = ask(engine, SOURCE[:221], document="doc")
+    assert keystroke.timings.tokens_computed <= 2  # only what the keystroke changed
