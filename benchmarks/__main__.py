@@ -16,6 +16,8 @@ KINDS = {
                "server_benchmark", False),
     "remote": ("the team server: typing through a real vLLM, N editors against one server", "remote",
                "add_arguments", "remote_benchmark", True),
+    "soak": ("memory over a long typing replay: what the server and worker keep per message", "soak",
+             "add_arguments", "soak_benchmark", False),
 }  # fmt: skip
 
 

@@ -108,6 +108,25 @@ class Connection:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return sent, at, message
 
+    def send_request(self, method: str, params: Any) -> tuple[int, float]:
+        """(id, sent) of a request whose answer `collect` waits for: several can be in flight."""
+        request_id = next(self._ids)
+        return request_id, self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+
+    def collect(self, ids: set[int], timeout: float = 600.0) -> dict[int, tuple[float, dict]]:
+        """When each of `ids` was answered, and the answer."""
+        answers: dict[int, tuple[float, dict]] = {}
+        deadline = time.monotonic() + timeout
+        while len(answers) < len(ids):
+            at, message = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            if message is None:
+                raise RuntimeError(f"the server exited with {self.process.wait()}")
+            if "method" in message and "id" in message:
+                self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+            elif message.get("id") in ids:
+                answers[message["id"]] = (at, message)
+        return answers
+
     def close(self) -> None:
         try:
             self.request("shutdown", None, timeout=60)
@@ -244,6 +263,97 @@ def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
     }
 
 
+def _type_and_ask(connection: Connection, uri: str, text: str, at: int, char: str, version: int) -> tuple[int, float]:
+    """One keystroke: `char` inserted at `at` (didChange), then an automatic inline completion right after it."""
+    where = position_of(text, at)
+    sent = connection.notify("textDocument/didChange", {
+        "textDocument": {"uri": uri, "version": version},
+        "contentChanges": [{"range": {"start": where, "end": where}, "text": char}],
+    })  # fmt: skip
+    after = text[:at] + char + text[at:]
+    request_id, _ = connection.send_request("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uri}, "position": position_of(after, at + 1), "context": {"triggerKind": 2},
+    })  # fmt: skip
+    return request_id, sent
+
+
+def _started(args: argparse.Namespace, model: str) -> Connection:
+    settings = {"model": model, "device": args.device, "dtype": args.dtype, "maxNewTokens": args.max_new_tokens,
+                "debounceMs": 0, "logLevel": args.log_level}  # fmt: skip
+    connection = Connection([sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"], _env())
+    connection.request("initialize", _initialize_params(settings))
+    connection.notify("initialized", {})
+    while _debug_state(connection)["engine"] != "ready":
+        time.sleep(0.05)
+    return connection
+
+
+def _debug_state(connection: Connection) -> dict:
+    return connection.request("workspace/executeCommand", {"command": "codegenLsp.debugState"})[2]["result"]
+
+
+def first_suggestion_latencies(args: argparse.Namespace, model: str) -> dict[str, tuple[float, float]]:
+    """The whole file is opened; after `reading` seconds the person types one character at the line of token
+    ~tokens-before. (open -> first suggestion, first keystroke -> first suggestion) in ms, per reading time."""
+    source_path = Path(sysconfig.get_paths()["stdlib"]) / args.file
+    source = source_path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    cursor = cursor_after_tokens(source, args.tokens_before)
+    char = source[cursor]
+    connection = _started(args, model)
+    results = {}
+    try:
+        for n, reading in enumerate((0.0, args.read_seconds)):
+            uri = source_path.resolve().as_uri() + f"?open={n}"
+            opened = connection.notify("textDocument/didOpen", {
+                "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": source}})  # fmt: skip
+            time.sleep(reading)
+            request_id, typed = _type_and_ask(connection, uri, source, cursor, char, 2)
+            answered = connection.collect({request_id})[request_id][0]
+            results[f"{reading:g} s"] = ((answered - opened) * 1000, (answered - typed) * 1000)
+            connection.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    finally:
+        connection.close()
+    return results
+
+
+MULTI_FILES = ("argparse.py", "subprocess.py", "typing.py", "inspect.py", "pathlib.py")
+
+
+def several_documents_latencies(args: argparse.Namespace, model: str) -> dict[str, list[float]]:
+    """Five files open; each round, a keystroke (and its request) in each of four of them and then in the one
+    being typed in, without waiting in between: per-document answer times in ms."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    connection = _started(args, model)
+    docs = []
+    try:
+        for name in MULTI_FILES:
+            text = (stdlib / name).read_text(encoding="utf-8").replace("\r\n", "\n")
+            uri = (stdlib / name).resolve().as_uri()
+            connection.notify("textDocument/didOpen", {
+                "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})  # fmt: skip
+            cursor = cursor_after_tokens(text, args.tokens_before)
+            docs.append({"name": name, "uri": uri, "text": text, "cursor": cursor, "version": 1, "ms": []})
+        deadline = time.monotonic() + 120  # the opened files are prefilled while "the person reads"
+        while _debug_state(connection)["stats"].get("prefills", 0) < len(docs) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for _ in range(args.rounds):
+            sent = {}
+            for doc in docs:  # the last one is the document being typed in: its request is the newest
+                doc["version"] += 1
+                char = doc["text"][doc["cursor"]]
+                request_id, at = _type_and_ask(connection, doc["uri"], doc["text"], doc["cursor"], char,
+                                               doc["version"])
+                doc["text"] = doc["text"][: doc["cursor"]] + char + doc["text"][doc["cursor"]:]
+                doc["cursor"] += 1
+                sent[request_id] = (doc, at)
+            for request_id, (answered, _) in connection.collect(set(sent)).items():
+                doc, at = sent[request_id]
+                doc["ms"].append((answered - at) * 1000)
+    finally:
+        connection.close()
+    return {doc["name"]: doc["ms"] for doc in docs}
+
+
 def server_benchmark(args: argparse.Namespace) -> str:
     if args.model:
         model = args.model
@@ -256,6 +366,8 @@ def server_benchmark(args: argparse.Namespace) -> str:
         bare_script.write_text(BARE_PYGLS_SERVER)
         ours, bare = startup_times(args.startup_repeats, bare_script)
     typing = keystroke_latencies(args, model)
+    first = first_suggestion_latencies(args, model)
+    several = several_documents_latencies(args, model)
     rows = [
         ("keystrokes typed (didChange + inlineCompletion, automatic)", f"{typing['keystrokes']}"),
         ("keystroke-to-answer p50", f"{typing['p50_ms']:.1f} ms"),
@@ -281,8 +393,21 @@ def server_benchmark(args: argparse.Namespace) -> str:
         f"(char {typing['cursor']}), maxNewTokens {args.max_new_tokens}, debounceMs 0, model {model}, "
         f"device {args.device}, dtype {args.dtype}. Latencies exclude the first keystroke."
     )
+    for reading, (from_open, from_key) in first.items():
+        rows.append((f"first suggestion, typing {reading} after opening the whole file: from the open / from "
+                     "the keystroke", f"{from_open:.0f} ms / {from_key:.0f} ms"))
     table = ["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
-    return "\n".join([header, "", *table])
+    typed_in = MULTI_FILES[-1]
+    multi = [
+        f"Five files open (prefilled), {args.rounds} rounds of one keystroke in each, sent together; the last is "
+        f"the one being typed in ({typed_in}): its request is the newest.",
+        "",
+        "| document | p50 (ms) | p95 (ms) |",
+        "|---|---|---|",
+        *(f"| {name}{' (typed in)' if name == typed_in else ''} | {percentile(ms, 0.5):.0f} | "
+          f"{percentile(ms, 0.95):.0f} |" for name, ms in several.items()),
+    ]
+    return "\n".join([header, "", *table, "", *multi])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -296,6 +421,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
     parser.add_argument("--startup-repeats", type=int, default=5)
+    parser.add_argument("--read-seconds", type=float, default=3.0, help="time between opening and typing")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of the five-document replay")
     parser.add_argument(
         "--log-level", default="warning", help="the server's logLevel (its stderr is dropped)"
     )

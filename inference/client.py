@@ -1,16 +1,30 @@
 """The server's handle on the inference worker: `await engine.generate(request)`. Torch-free.
 
-The worker is a `spawn`ed process. A reader thread turns its messages into events on the asyncio loop. If the
-worker dies (OOM killer, segfault, kill -9) the requests in flight fail with a clear error, and a new worker is
-started after a backoff that grows with consecutive crashes; the next request is served by it.
+The worker is a `spawn`ed process. A reader thread turns its messages into events on the asyncio loop; a writer
+thread sends to it, so that the loop never blocks on a full pipe. If the worker dies (OOM killer, segfault,
+kill -9) the requests in flight fail with a clear error, and a new worker is started after a backoff that grows
+with consecutive crashes; the next request is served by it.
+
+Every request is answered within a bound, whatever the worker does:
+- a cancelled or superseded request (a newer one for the same document) is answered here at once; the worker
+  is told, and its own answer is not waited for;
+- a worker that stops answering (SIGSTOP, a deadlock, a hang that holds the GIL) is found by a heartbeat: a Ping
+  every `ping_interval_s`, answered by the worker's receiver thread (not its compute thread, so a long load or
+  a long prefill still answers). No answer for `stall_after_s` after a ping: the worker is killed and restarted,
+  and the requests in flight fail;
+- a request on which the worker makes no progress for `request_timeout_s` (no decode step, no load progress,
+  no answer) fails with ErrorKind.TIMEOUT and is cancelled in the worker, which is left running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import multiprocessing
+import queue
+import re
 import signal
 import threading
 import time
@@ -25,6 +39,8 @@ from codegen_lsp.inference.protocol import (
     LoadFailed,
     ModelReady,
     ModelSpec,
+    Ping,
+    Pong,
     RequestCancelled,
     RequestFailed,
     Shutdown,
@@ -36,6 +52,9 @@ log = logging.getLogger("codegen_lsp.client")
 
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 STABLE_AFTER_S = 10.0  # a worker that ran this long after loading resets the backoff
+PING_INTERVAL_S = 1.0
+STALL_AFTER_S = 20.0  # no answer to a ping for this long: the worker is stuck (its receiver thread answers pings)
+REQUEST_TIMEOUT_S = 120.0  # no progress on a request for this long: it fails (generous: a slow CPU's prefill)
 
 
 class EngineError(Exception):
@@ -62,11 +81,16 @@ def describe_exit(code: int | None) -> str:
 
 class EngineClient:
     def __init__(self, spec: ModelSpec, on_event: Callable[[WorkerEvent], None] | None = None,
-                 log_level: str = "INFO", restart_delays: tuple[float, ...] = RESTART_DELAYS_S) -> None:
+                 log_level: str = "INFO", restart_delays: tuple[float, ...] = RESTART_DELAYS_S,
+                 ping_interval_s: float = PING_INTERVAL_S, stall_after_s: float = STALL_AFTER_S,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.spec = spec
         self.on_event = on_event
         self.log_level = log_level
         self.restart_delays = restart_delays
+        self.ping_interval_s = ping_interval_s
+        self.stall_after_s = stall_after_s
+        self.request_timeout_s = request_timeout_s
         self.state = "stopped"  # stopped | loading | ready | failed
         self.ready_info: ModelReady | None = None
         self.load_error: LoadFailed | None = None
@@ -76,16 +100,26 @@ class EngineClient:
         self._generation = itertools.count()
         self._current = -1
         self._pending: dict[int, asyncio.Future] = {}
+        self._sent_at: dict[int, float] = {}  # request id -> when it was sent (monotonic)
+        self._documents: dict[str, int] = {}  # document -> its request in flight (a newer one supersedes it)
         self._changed = asyncio.Event()
         self._crashes = 0
         self._ready_at = 0.0
         self._restart_handle: asyncio.TimerHandle | None = None
+        self._outbox: queue.SimpleQueue | None = None  # what the writer thread sends to the current worker
+        self._heartbeat: asyncio.Task | None = None
+        self._pings = itertools.count()
+        self._unanswered_since: float | None = None  # the first ping sent since the worker was last heard
+        self._progress_at = 0.0  # when the worker last made progress (monotonic)
+        self._steps = -1  # the worker's decode step counter, as its last Pong said
+        self._stalled: int | None = None  # the generation killed for not answering
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._spawn()
+        self._heartbeat = asyncio.ensure_future(self._beat())
 
     def _spawn(self) -> None:
         self._restart_handle = None
@@ -100,9 +134,17 @@ class EngineClient:
         self._process, self._conn = process, parent
         self._current = generation = next(self._generation)
         self.ready_info, self.load_error = None, None
+        self._unanswered_since, self._progress_at, self._steps = None, time.monotonic(), -1
+        self._outbox = queue.SimpleQueue()
         self._set_state("loading")
         threading.Thread(target=self._read, args=(parent, generation), name="worker-reader", daemon=True).start()
+        threading.Thread(target=_write, args=(parent, self._outbox), name="worker-writer", daemon=True).start()
         log.info("started inference worker pid %s for %s", process.pid, self.spec.model)
+
+    def _send(self, message: object) -> None:
+        """To the current worker, through the writer thread: never blocks, whatever the worker does."""
+        if self._outbox is not None:
+            self._outbox.put(message)
 
     def _read(self, conn: Connection, generation: int) -> None:
         """Reader thread: everything the worker says goes to the loop, then its death."""
@@ -115,6 +157,11 @@ class EngineClient:
             except Exception as exc:  # noqa: BLE001 - an unpicklable message must not kill the reader
                 log.error("unreadable message from the worker: %s", exc)
                 continue
+            if generation == self._current:
+                self._unanswered_since = None  # heard: here, not on the loop, which may be busy
+            if isinstance(message, Pong):
+                self._loop.call_soon_threadsafe(self._on_pong, generation, message)
+                continue
             self._loop.call_soon_threadsafe(self._on_message, generation, message)
         try:
             self._loop.call_soon_threadsafe(self._on_worker_gone, generation)
@@ -124,6 +171,9 @@ class EngineClient:
     async def stop(self) -> None:
         """Ask the worker to finish, then make sure it is gone. Pending requests are cancelled."""
         self._set_state("stopped")
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         await self._end_worker()
 
     async def reload(self, spec: ModelSpec) -> None:
@@ -137,14 +187,12 @@ class EngineClient:
         if self._restart_handle is not None:
             self._restart_handle.cancel()
             self._restart_handle = None
-        process, conn = self._process, self._conn
-        self._process, self._conn, self._current = None, None, -1
+        process, conn, outbox = self._process, self._conn, self._outbox
+        self._process, self._conn, self._current, self._outbox = None, None, -1, None
         self._fail_pending(RequestCancelledError("the engine is stopping"))
-        if conn is not None:
-            try:
-                conn.send(Shutdown())
-            except (BrokenPipeError, EOFError, OSError):
-                pass
+        if outbox is not None:
+            outbox.put(Shutdown())
+            outbox.put(None)  # the writer ends
         if process is not None:
             await asyncio.to_thread(process.join, 5.0)
             if process.is_alive():
@@ -166,31 +214,92 @@ class EngineClient:
         return await asyncio.wait_for(wait(), timeout)
 
     async def generate(self, request: CompletionRequest) -> CompletionResult:
-        while self._conn is None or self.state not in ("loading", "ready"):
-            self._raise_if_unusable()
-            await self._wait_change()  # a restart is pending
         assert self._loop is not None
+        request_id = request.request_id
         future: asyncio.Future = self._loop.create_future()
-        self._pending[request.request_id] = future
+        self._pending[request_id] = future
+        self._sent_at[request_id] = time.monotonic()
+        older = self._documents.get(request.document)
+        self._documents[request.document] = request_id
+        if older is not None:
+            self._answer(older, RequestCancelledError(f"request {older} was superseded by {request_id}"))
         try:
-            self._conn.send(request)
-        except (BrokenPipeError, EOFError, OSError):
-            self._pending.pop(request.request_id, None)
-            raise EngineError(ErrorKind.WORKER_DIED, "the inference worker is not running; restarting it") from None
-        try:
+            while self._conn is None or self.state not in ("loading", "ready"):
+                self._raise_if_unusable()
+                # A restart is pending: the heartbeat times the request out if it never comes.
+                change = asyncio.ensure_future(self._wait_change())
+                try:
+                    await asyncio.wait({future, change}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    change.cancel()
+                if future.done():
+                    return future.result()
+            self._sent_at[request_id] = time.monotonic()
+            self._send(_well_formed(request))
             return await future
         except asyncio.CancelledError:
-            self.cancel(request.request_id)
+            self.cancel(request_id)
             raise
         finally:
-            self._pending.pop(request.request_id, None)
+            self._pending.pop(request_id, None)
+            self._sent_at.pop(request_id, None)
+            if self._documents.get(request.document) == request_id:
+                del self._documents[request.document]
 
     def cancel(self, request_id: int) -> None:
-        if self._conn is not None:
+        """Stop working on `request_id`: its `generate` raises RequestCancelledError now, not when the worker
+        confirms (a stuck worker never does)."""
+        self._answer(request_id, RequestCancelledError(f"request {request_id} was cancelled"))
+        self._send(CancelRequest(request_id))
+
+    def _answer(self, request_id: int, outcome: object) -> None:
+        future = self._pending.pop(request_id, None)
+        self._sent_at.pop(request_id, None)
+        if future is None or future.done():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    # --- the heartbeat ------------------------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
             try:
-                self._conn.send(CancelRequest(request_id))
-            except (BrokenPipeError, EOFError, OSError):
-                pass
+                self._check_worker()
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive any one mistake
+                log.exception("worker heartbeat")
+
+    def _check_worker(self) -> None:
+        now = time.monotonic()
+        if self._process is None or self._conn is None:
+            for request_id in list(self._pending):  # waiting for a restart that may never come
+                if now - self._sent_at.get(request_id, now) > self.request_timeout_s:
+                    self._answer(request_id, EngineError(ErrorKind.TIMEOUT, "no inference worker is running"))
+            return
+        unanswered = self._unanswered_since
+        if unanswered is not None and now - unanswered > self.stall_after_s:
+            log.error("the inference worker (pid %s) has not answered for %.0f s: killing it",
+                      self._process.pid, now - unanswered)
+            self._stalled = self._current
+            self._process.kill()  # the reader sees the pipe close: the restart follows (_on_worker_gone)
+            return
+        if unanswered is None:
+            self._unanswered_since = now
+        self._send(Ping(next(self._pings)))
+        for request_id in list(self._pending):
+            waited = now - max(self._sent_at.get(request_id, now), self._progress_at)
+            if waited > self.request_timeout_s:
+                self._answer(request_id, EngineError(
+                    ErrorKind.TIMEOUT, f"the inference worker made no progress on the request for {waited:.0f} s"))
+                self._send(CancelRequest(request_id))
+
+    def _on_pong(self, generation: int, pong: Pong) -> None:
+        if generation == self._current and pong.steps != self._steps:
+            self._steps = pong.steps
+            self._progress_at = time.monotonic()
 
     # --- events -----------------------------------------------------------------------------------------------
 
@@ -218,16 +327,15 @@ class EngineClient:
     def _on_message(self, generation: int, message: object) -> None:
         if generation != self._current:
             return
-        if isinstance(message, CompletionResult | RequestCancelled | RequestFailed):
-            future = self._pending.get(message.request_id)
-            if future is None or future.done():
-                return
-            if isinstance(message, CompletionResult):
-                future.set_result(message)
-            elif isinstance(message, RequestCancelled):
-                future.set_exception(RequestCancelledError(f"request {message.request_id} was cancelled"))
-            else:
-                future.set_exception(EngineError(message.kind, message.message))
+        self._progress_at = time.monotonic()
+        if isinstance(message, CompletionResult):
+            self._answer(message.request_id, message)
+            return
+        if isinstance(message, RequestCancelled):
+            self._answer(message.request_id, RequestCancelledError(f"request {message.request_id} was cancelled"))
+            return
+        if isinstance(message, RequestFailed):
+            self._answer(message.request_id, EngineError(message.kind, message.message))
             return
         if isinstance(message, ModelReady):
             self.ready_info = message
@@ -246,14 +354,18 @@ class EngineClient:
         if process is not None:
             process.join(1.0)
         code = process.exitcode if process is not None else None
-        self._process, self._conn, self._current = None, None, -1
+        if self._outbox is not None:
+            self._outbox.put(None)  # the writer ends
+        self._process, self._conn, self._current, self._outbox = None, None, -1, None
         if self.state in ("failed", "stopped"):
             return  # the worker reported a load failure and ended, or we stopped it
         if self.state == "ready" and time.monotonic() - self._ready_at > STABLE_AFTER_S:
             self._crashes = 0
         delay = self.restart_delays[min(self._crashes, len(self.restart_delays) - 1)]
         self._crashes += 1
-        message = f"the inference worker exited unexpectedly ({describe_exit(code)}); restarting in {delay:g} s"
+        why = (f"stopped answering for {self.stall_after_s:g} s and was killed" if self._stalled == generation
+               else f"exited unexpectedly ({describe_exit(code)})")
+        message = f"the inference worker {why}; restarting in {delay:g} s"
         log.error(message)
         self._fail_pending(EngineError(ErrorKind.WORKER_DIED, message))
         self._set_state("loading")
@@ -262,7 +374,28 @@ class EngineClient:
         self._restart_handle = self._loop.call_later(delay, self._spawn)
 
     def _fail_pending(self, error: Exception) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(error)
+        for request_id in list(self._pending):
+            self._answer(request_id, error)
+
+
+def _write(conn: Connection, outbox: queue.SimpleQueue) -> None:
+    """Writer thread: sends to one worker until told to end (None) or the pipe breaks."""
+    while (message := outbox.get()) is not None:
+        try:
+            conn.send(message)
+        except (BrokenPipeError, EOFError, OSError, ValueError):
+            return  # the worker is gone: the reader reports it
+        except Exception as exc:  # noqa: BLE001 - an unpicklable message must not end the writer
+            log.error("could not send %s to the worker: %s", type(message).__name__, exc)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(request: CompletionRequest) -> CompletionRequest:
+    """JSON lets a client send lone surrogates ("\\ud800"); no tokenizer takes them. Each becomes U+FFFD, one
+    code point for one, so every offset into the prompt stays right."""
+    prompt = request.prompt
+    if not isinstance(prompt, str) or prompt.isascii() or not _SURROGATE.search(prompt):
+        return request
+    return dataclasses.replace(request, prompt=_SURROGATE.sub("\ufffd", prompt))

@@ -124,8 +124,13 @@ class Engine:
     def generate(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
         options = request.options
         t0 = time.perf_counter()
-        prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets, self.budget(options),
-                                              self.window_chunk)
+        if options.max_new_tokens == 0:
+            # Ahead of the first keystroke (the document was opened): its start, as far as the budget goes, which
+            # is the prefix of every prompt whose window starts at the top of the file.
+            prompt_ids, window_start = self.tokenizer.encode(request.prompt)[: self.budget(options)], 0
+        else:
+            prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets,
+                                                  self.budget(options), self.window_chunk)
         if not prompt_ids:  # an empty document: start from <|endoftext|>, as CodeGen was trained
             prompt_ids = [self.config.bos_token_id if self.config.bos_token_id is not None else 0]
         t1 = time.perf_counter()

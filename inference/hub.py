@@ -2,18 +2,25 @@
 
 Only the files the engine needs are fetched. `HF_HUB_OFFLINE=1` is honoured by huggingface_hub itself: a model
 already in the cache loads, one that is not fails with ErrorKind.OFFLINE.
+
+A model's files are read from inside its folder only (`model_file`): a name from an index file may not be
+absolute or climb out with "..", and a symlink must end inside the folder, or, for a Hugging Face cache
+snapshot (`models--org--name/snapshots/<revision>/`), inside that model's cache folder, where `blobs/` is.
+Only regular files are read (a FIFO would block the load for good).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.protocol import DEFAULT_MODEL, ErrorKind
+from codegen_lsp.inference.protocol import DEFAULT_MODEL as DEFAULT_MODEL  # loading.py takes it from here
+from codegen_lsp.inference.protocol import ErrorKind
 
 BUNDLED = "bundled"
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled"
@@ -31,6 +38,52 @@ SAFETENSORS_FILES = ["model.safetensors", "model.safetensors.index.json", "model
 PICKLE_FILES = ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]
 
 Progress = Callable[[str, float | None], None]
+
+
+def model_roots(folder: Path) -> tuple[Path, ...]:
+    """Where the files of the model in `folder` may really be (symlinks resolved)."""
+    real = folder.resolve()
+    if real.parent.name == "snapshots" and real.parent.parent.name.startswith("models--"):
+        return real, real.parent.parent  # the Hub cache: snapshots/<revision>/file -> ../../blobs/<hash>
+    return (real,)
+
+
+def model_file(folder: Path, name: str, named_by: str | None = None) -> Path:
+    """`folder / name`, once it is known to stay inside the model folder; ModelLoadError otherwise. `named_by`:
+    the file that gave the name (an index), for the message."""
+    source = f"{folder / named_by}: " if named_by else ""
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or ".." in parts or "\0" in name:
+        raise ModelLoadError(f"{source}refused {name!r}: it names a file outside the model folder",
+                             ErrorKind.CORRUPT_FILE)
+    path = folder / name
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise ModelLoadError(f"{path}: cannot be resolved ({exc})", ErrorKind.CORRUPT_FILE) from None
+    if not any(real.is_relative_to(root) for root in model_roots(folder)):
+        raise ModelLoadError(f"{source}{path} is a link to {real}, outside the model folder: refused",
+                             ErrorKind.CORRUPT_FILE)
+    try:
+        mode = real.stat().st_mode
+    except FileNotFoundError:
+        return path  # the caller says it is missing, if it needs it
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot be read ({exc})", ErrorKind.CORRUPT_FILE) from None
+    if not stat.S_ISREG(mode):
+        raise ModelLoadError(f"{path} is not a regular file: refused", ErrorKind.CORRUPT_FILE)
+    return path
+
+
+def check_model_folder(folder: Path) -> Path:
+    """Every file of the model that the folder holds (config, tokenizer, weights) stays inside it."""
+    names = set(CONFIG_AND_TOKENIZER)
+    for pattern in SAFETENSORS_FILES + PICKLE_FILES:
+        names.update(path.name for path in folder.glob(pattern))
+    for name in sorted(names):
+        if os.path.lexists(folder / name):
+            model_file(folder, name)
+    return folder
 
 
 def looks_like_path(model: str) -> bool:
@@ -101,7 +154,7 @@ def download(repo_id: str, revision: str | None, report: Progress | None = None)
         raise ModelLoadError(f"{where} could not be downloaded: {exc}", ErrorKind.OFFLINE) from None
     if not has_weights(folder):
         raise ModelLoadError(f"{where} has no safetensors or pytorch_model.bin weights", ErrorKind.MODEL_NOT_FOUND)
-    return folder
+    return check_model_folder(folder)
 
 
 def resolve_model_folder(model: str, revision: str | None = None, report: Progress | None = None) -> Path:
@@ -114,5 +167,5 @@ def resolve_model_folder(model: str, revision: str | None = None, report: Progre
         folder = Path(model).expanduser()
         if not folder.is_dir():
             raise ModelLoadError(f"model folder {folder} does not exist", ErrorKind.MODEL_NOT_FOUND)
-        return folder
+        return check_model_folder(folder)
     return download(model, revision, report)

@@ -95,6 +95,19 @@ class Shutdown:
     pass
 
 
+@dataclass(frozen=True)
+class Ping:
+    """Are you there? The worker's receiver thread answers at once, whatever its compute thread is doing."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class Pong:
+    seq: int
+    steps: int  # decode steps the compute thread has taken since the worker started: moving means progress
+
+
 # Worker -> server events (besides CompletionResult / RequestFailed).
 
 
@@ -106,6 +119,7 @@ class ErrorKind(str, enum.Enum):
     BAD_CONFIG = "bad_config"
     BAD_REQUEST = "bad_request"
     WORKER_DIED = "worker_died"
+    TIMEOUT = "timeout"  # the worker made no progress on the request for too long
     INTERNAL = "internal"
 
 

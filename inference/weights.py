@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from codegen_lsp.inference.errors import ModelLoadError
+from codegen_lsp.inference.hub import model_file
 from codegen_lsp.inference.layout import is_ignored_key
 from codegen_lsp.inference.protocol import ErrorKind
 
@@ -146,7 +147,13 @@ def read_index(path: Path) -> dict[str, str]:
 
 
 def sharded_files(folder: Path, index_name: str) -> dict[str, Path]:
-    return {key: folder / file for key, file in read_index(folder / index_name).items()}
+    """The file each key is in, as the index says: files inside the model folder only (hub.model_file)."""
+    files = {}
+    for key, file in read_index(model_file(folder, index_name)).items():
+        if not isinstance(file, str):
+            raise ModelLoadError(f"{folder / index_name}: weight_map[{key!r}] must be a file name, not {file!r}")
+        files[key] = model_file(folder, file, named_by=index_name)
+    return files
 
 
 def load_pickle(path: Path) -> dict[str, torch.Tensor]:
@@ -214,14 +221,14 @@ def open_weights(folder: Path) -> WeightSource:
         files = sharded_files(folder, SAFETENSORS_INDEX)
         description = str(folder / SAFETENSORS_INDEX)
     elif (folder / SAFETENSORS).exists():
-        path = folder / SAFETENSORS
+        path = model_file(folder, SAFETENSORS)
         files = {key: path for key in safetensors_keys(path)}
         description = str(path)
     elif (folder / PICKLE_INDEX).exists() or (folder / PICKLE).exists():
         if (folder / PICKLE_INDEX).exists():
             bin_files = sorted({p for p in sharded_files(folder, PICKLE_INDEX).values()})
         else:
-            bin_files = [folder / PICKLE]
+            bin_files = [model_file(folder, PICKLE)]
         for path in bin_files:
             if not path.exists():
                 raise ModelLoadError(f"{path} is missing", ErrorKind.MODEL_NOT_FOUND)

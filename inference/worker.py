@@ -1,8 +1,10 @@
 """The inference worker: a separate process that owns the model and answers completion requests in turn.
 
 A receiver thread reads the pipe while the main thread computes, so a cancel (or a newer request for the same
-document, which supersedes the older) reaches a running request at its next decode step. Every request is
-answered: a CompletionResult, RequestCancelled or RequestFailed. Torch is imported here only inside the process.
+document, which supersedes the older) reaches a running request at its next decode step, and a Ping is answered
+at once (a Pong with the count of decode steps taken: the server tells a stuck worker from a busy one). Every
+request is answered: a CompletionResult, RequestCancelled or RequestFailed. Torch is imported here only inside
+the process.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import threading
 import traceback
 from collections import deque
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from codegen_lsp.inference.protocol import (
@@ -22,6 +25,8 @@ from codegen_lsp.inference.protocol import (
     LoadProgress,
     ModelReady,
     ModelSpec,
+    Ping,
+    Pong,
     RequestCancelled,
     RequestFailed,
     Shutdown,
@@ -46,63 +51,105 @@ class Sender:
                 pass  # the server is gone; the process ends when the receiver sees EOF
 
 
+@dataclass(eq=False)
+class Job:
+    """A request in the worker: `stop` is what its decode loop polls; `preempted` says the stop is a pause."""
+
+    request: CompletionRequest
+    stop: threading.Event = field(default_factory=threading.Event)
+    preempted: bool = False
+
+    @property
+    def idle(self) -> bool:
+        """Prefill ahead of the first keystroke (max_new_tokens 0): done only when nothing else waits."""
+        return self.request.options.max_new_tokens == 0
+
+
 class RequestQueue:
-    """Pending requests in arrival order. A newer request for a document supersedes the older ones."""
+    """Which request runs next: the newest one, so that the document being typed in never waits behind another.
+
+    A newer request for a document supersedes that document's older ones (answered RequestCancelled). A request
+    for another document preempts the running one: it stops at its next step (or between two prefill chunks)
+    and goes back to the queue, right behind the newcomer; the KV cache keeps what it computed, so resuming
+    costs little. Idle work (prefill of an opened document) runs only when no request waits, and yields to any.
+    """
 
     def __init__(self, sender: Sender) -> None:
-        self._sender = sender
+        self.sender = sender
         self._cond = threading.Condition()
-        self._queue: deque[tuple[CompletionRequest, threading.Event]] = deque()
-        self._running: tuple[CompletionRequest, threading.Event] | None = None
+        self._waiting: list[Job] = []  # newest last; next() takes the newest
+        self._idle: deque[Job] = deque()  # oldest first
+        self._running: Job | None = None
         self._closed = False
+        self.steps = 0  # decode steps taken (and requests begun): read by the receiver thread for Pong
 
     def add(self, request: CompletionRequest) -> None:
+        job = Job(request)
         with self._cond:
-            superseded = [item for item in self._queue if item[0].document == request.document]
-            for item in superseded:
-                self._queue.remove(item)
-            if self._running and self._running[0].document == request.document:
-                self._running[1].set()  # the running request stops at its next decode step
-            self._queue.append((request, threading.Event()))
+            superseded = [j for j in (*self._waiting, *self._idle) if j.request.document == request.document]
+            self._waiting = [j for j in self._waiting if j not in superseded]
+            self._idle = deque(j for j in self._idle if j not in superseded)
+            running = self._running
+            if running is not None and not running.stop.is_set():
+                if running.request.document == request.document:
+                    running.preempted = False  # superseded: it ends, answered RequestCancelled
+                    running.stop.set()
+                elif not job.idle:
+                    running.preempted = True  # another document is typed in: pause this one
+                    running.stop.set()
+            (self._idle if job.idle else self._waiting).append(job)
             self._cond.notify()
-        for old, _ in superseded:
-            self._sender.send(RequestCancelled(old.request_id))
+        for old in superseded:
+            self.sender.send(RequestCancelled(old.request.request_id))
 
     def cancel(self, request_id: int) -> None:
         with self._cond:
-            if self._running and self._running[0].request_id == request_id:
-                self._running[1].set()
+            running = self._running
+            if running is not None and running.request.request_id == request_id:
+                running.preempted = False
+                running.stop.set()
                 return
-            for item in self._queue:
-                if item[0].request_id == request_id:
-                    self._queue.remove(item)
-                    break
-            else:
+            found = next((j for j in (*self._waiting, *self._idle) if j.request.request_id == request_id), None)
+            if found is None:
                 return
-        self._sender.send(RequestCancelled(request_id))
+            self._waiting = [j for j in self._waiting if j is not found]
+            self._idle = deque(j for j in self._idle if j is not found)
+        self.sender.send(RequestCancelled(request_id))
 
-    def next(self) -> tuple[CompletionRequest, threading.Event] | None:
+    def next(self) -> Job | None:
         with self._cond:
-            while not self._queue and not self._closed:
+            while not self._waiting and not self._idle and not self._closed:
                 self._cond.wait()
             if self._closed:
                 return None
-            self._running = self._queue.popleft()
+            self._running = self._waiting.pop() if self._waiting else self._idle.popleft()
             return self._running
 
-    def done(self) -> None:
+    def finish(self, job: Job, stopped: bool) -> bool:
+        """The job's run is over (`stopped`: before its end); True when that was a pause for a newer request of
+        another document, and the job is queued again (no answer yet)."""
         with self._cond:
             self._running = None
+            if not (stopped and job.preempted) or self._closed:
+                return False
+            resumed = Job(job.request)
+            if job.idle:
+                self._idle.appendleft(resumed)
+            else:  # right behind the newest request, which preempted it
+                self._waiting.insert(max(0, len(self._waiting) - 1), resumed)
+            self._cond.notify()
+            return True
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             if self._running:
-                self._running[1].set()
+                self._running.stop.set()
             self._cond.notify_all()
-            pending, self._queue = list(self._queue), deque()
-        for request, _ in pending:
-            self._sender.send(RequestCancelled(request.request_id))
+            pending = [*self._waiting, *self._idle]
+            self._waiting, self._idle = [], deque()
+        for job in pending:
+            self.sender.send(RequestCancelled(job.request.request_id))
 
 
 def receive(conn: Connection, queue: RequestQueue) -> None:
@@ -115,6 +162,8 @@ def receive(conn: Connection, queue: RequestQueue) -> None:
             queue.add(message)
         elif isinstance(message, CancelRequest):
             queue.cancel(message.request_id)
+        elif isinstance(message, Ping):
+            queue.sender.send(Pong(message.seq, queue.steps))
         elif isinstance(message, Shutdown):
             break
     queue.close()
@@ -157,26 +206,31 @@ def load_engine(spec: ModelSpec, sender: Sender):
 def serve_requests(engine, queue: RequestQueue, sender: Sender) -> None:
     import torch
 
-    while (item := queue.next()) is not None:
-        request, cancelled = item
+    while (job := queue.next()) is not None:
+        request, stop = job.request, job.stop
+        queue.steps += 1
+
+        def stop_now(stop: threading.Event = stop) -> bool:  # polled at every decode step and prefill chunk
+            queue.steps += 1
+            return stop.is_set()
+
+        answer: object | None = None
         try:
-            if cancelled.is_set():
-                sender.send(RequestCancelled(request.request_id))
-                continue
-            result = engine.generate(request, cancelled.is_set)
-            if cancelled.is_set() or result.candidates and result.candidates[0].stop_reason == StopReason.CANCELLED:
-                sender.send(RequestCancelled(request.request_id))
-            else:
-                sender.send(result)
+            if not stop.is_set():
+                result = engine.generate(request, stop_now)
+                stopped = result.candidates and result.candidates[0].stop_reason == StopReason.CANCELLED
+                answer = RequestCancelled(request.request_id) if stop.is_set() or stopped else result
         except torch.OutOfMemoryError as exc:
-            sender.send(RequestFailed(request.request_id, ErrorKind.OUT_OF_MEMORY, f"out of memory: {exc}"))
+            answer = RequestFailed(request.request_id, ErrorKind.OUT_OF_MEMORY, f"out of memory: {exc}")
         except (ValueError, TypeError) as exc:
-            sender.send(RequestFailed(request.request_id, ErrorKind.BAD_REQUEST, f"{type(exc).__name__}: {exc}"))
+            answer = RequestFailed(request.request_id, ErrorKind.BAD_REQUEST, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc(file=sys.stderr)
-            sender.send(RequestFailed(request.request_id, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"))
-        finally:
-            queue.done()
+            answer = RequestFailed(request.request_id, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+        answer = answer if answer is not None else RequestCancelled(request.request_id)
+        if queue.finish(job, stopped=isinstance(answer, RequestCancelled)):
+            continue  # paused for a newer request of another document: it runs again later
+        sender.send(answer)
 
 
 def worker_main(conn: Connection, spec: ModelSpec, log_level: str = "INFO") -> None:

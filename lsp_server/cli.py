@@ -3,7 +3,7 @@
     codegen-lsp [serve] [--stdio | --tcp --port N] [--log-level LEVEL]
     codegen-lsp complete --model MODEL FILE --line L --character C [--json] [...]
     codegen-lsp export MODEL OUTDIR [--dtype DTYPE]
-    codegen-lsp bench engine|typing|memory|server [args]
+    codegen-lsp bench engine|typing|memory|server|remote|soak [args]   (from a checkout)
     codegen-lsp --version
 
 Only `complete`, `export` and `bench` import torch (`complete` runs the engine in this process); `serve` never does.
@@ -17,6 +17,8 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+
+from .languages import LANGUAGE_IDS
 
 __all__ = ["main"]
 
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     complete.add_argument(
         "--model", default=None, help="Hub id, local folder or `bundled` (default: the setting)"
     )
+    complete.add_argument(
+        "--language",
+        choices=LANGUAGE_IDS,
+        help="the file's language (default: from its extension; Python when the extension says nothing)",
+    )
     complete.add_argument("--line", type=int, required=True, help="0-based line")
     complete.add_argument(
         "--character", type=int, required=True, help="0-based, in UTF-16 code units (as LSP)"
@@ -65,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     complete.add_argument("--num-candidates", type=int)
     complete.add_argument("--context-tokens", type=int)
     complete.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    complete.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"))
+    complete.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16", "int8"))
     complete.add_argument(
         "--settings",
         default=None,
@@ -86,8 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         help="dtype of the written weights (auto: as the checkpoint stores them)",
     )
 
-    bench = commands.add_parser("bench", help="benchmarks: engine, typing (the engine), server (end to end)")
-    bench.add_argument("kind", choices=("engine", "typing", "memory", "server"))
+    bench = commands.add_parser("bench", help="benchmarks (from a checkout): `codegen-lsp bench` lists them")
+    bench.add_argument("kind", nargs="?", default="")
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -112,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     # Editors start servers as `prog --stdio` (vscode-languageclient adds it): no subcommand means serve.
     if not argv or (argv[0].startswith("-") and argv[0] not in ("--version", "-h", "--help")):
         argv = ["serve", *argv]
-    if argv[0] == "bench" and len(argv) > 1 and argv[1] in ("engine", "typing", "memory", "server"):
-        return _bench(argv[1], argv[2:])  # the benchmarks parse their own arguments
+    if argv[0] == "bench":
+        return _bench(argv[1] if len(argv) > 1 else "", argv[2:])  # the benchmarks parse their own arguments
     args = _parser().parse_args(argv)
     if args.version:
         print(f"codegen-lsp {version()}")
@@ -189,6 +196,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _complete(args: argparse.Namespace) -> int:
     from .documents import Document
+    from .languages import LANGUAGES, enabled_language_ids, language_for_id, language_for_path
     from .pipeline import engine_request, finish_items, plan
     from .settings import parse_settings
 
@@ -225,7 +233,16 @@ def _complete(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise CliError(f"{args.file}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    document = Document(args.file.resolve().as_uri(), text, "python")
+    language = (
+        language_for_id(args.language) if args.language else language_for_path(args.file)
+    ) or LANGUAGES["python"]
+    if language.language_ids[0] not in enabled_language_ids("auto", settings.model.model):
+        print(
+            f"codegen-lsp complete: warning: {settings.model.model} was trained on Python only; "
+            f"completing {language.title} anyway",
+            file=sys.stderr,
+        )
+    document = Document(args.file.resolve().as_uri(), text, language.language_ids[0])
     if args.line < 0 or args.character < 0:
         raise CliError("--line and --character are 0-based and cannot be negative")
     if args.line >= document.line_count:
@@ -234,7 +251,7 @@ def _complete(args: argparse.Namespace) -> int:
             f"--line {args.line} is past the end"
         )
     offset = document.offset_at(args.line, args.character, "utf-16")
-    planned = plan(text, offset, settings, invoked=True)
+    planned = plan(text, offset, settings, invoked=True, language=language)
     assert planned is not None  # an explicit request always completes
 
     request = engine_request(planned, settings, request_id=1, document=document.uri)

@@ -28,7 +28,15 @@ from codegen_lsp.inference.protocol import CompletionResult
 
 from .backend import Backend, BackendError, BackendRequestCancelled
 from .documents import Document
-from .pipeline import Plan, TypedThroughCache, engine_request, finish_items, is_supported_language, plan
+from .pipeline import (
+    Plan,
+    TypedThroughCache,
+    completed_language,
+    engine_request,
+    finish_items,
+    max_prompt_chars,
+    plan,
+)
 from .settings import Settings
 
 __all__ = ["Completer", "Outcome"]
@@ -58,6 +66,7 @@ class Completer:
         self._debouncing: dict[str, asyncio.Event] = {}  # document -> wakes its request in the debounce
         self.typed_through = TypedThroughCache()
         self.stats: Counter[str] = Counter()
+        self._prefills: set[asyncio.Future] = set()
 
     async def get_completions(
         self,
@@ -87,9 +96,10 @@ class Completer:
         tag = f"#{request_id} {kind} {PurePosixPath(uri).name or uri}:{line + 1}:{character + 1}"
         ticket = self.supersede(uri)
 
-        if not is_supported_language(document.language_id):
-            return self._skip(f"{tag}: language {document.language_id!r} is not Python", quiet=True)
-        planned = plan(document.text, offset, settings, invoked=invoked)
+        language = completed_language(document.language_id, settings)
+        if language is None:
+            return self._skip(f"{tag}: language {document.language_id!r} is not completed", quiet=True)
+        planned = plan(document.text, offset, settings, invoked=invoked, language=language)
         if planned is None:
             return self._skip(f"{tag}: the cursor is before a word (automatic trigger)", quiet=True)
 
@@ -156,6 +166,35 @@ class Completer:
                 if self._debouncing.get(uri) is wake:
                     del self._debouncing[uri]
         return self._tickets.get(uri) == ticket
+
+    def prefill(self, uri: str, document: Document, settings: Settings) -> None:
+        """The document was opened: the local worker fills its KV cache while the person reads, so that the first
+        keystroke computes only what it changed. Idle work: any request for the document supersedes it, and the
+        worker puts requests for other documents first. (A remote server has its own prefix cache.)"""
+        from codegen_lsp.inference.client import EngineClient
+        from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
+
+        backend = self._backend()
+        if not isinstance(backend, EngineClient) or backend.state not in ("loading", "ready"):
+            return
+        if completed_language(document.language_id, settings) is None or not document.text.strip():
+            return
+        options = GenerationOptions(max_new_tokens=0, context_tokens=settings.generation.context_tokens)
+        request = CompletionRequest(next(self._ids), uri, document.text[: max_prompt_chars(settings)], options)
+        task = asyncio.ensure_future(self._prefill(backend, request))
+        self._prefills.add(task)  # held: asyncio keeps only weak references to tasks
+        task.add_done_callback(self._prefills.discard)
+
+    async def _prefill(self, backend: Backend, request) -> None:
+        started = time.perf_counter()
+        try:
+            result = await backend.generate(request)
+        except (BackendRequestCancelled, BackendError) as error:
+            log.debug("prefill of %s stopped: %s", request.document, getattr(error, "message", "superseded"))
+            return
+        self.stats["prefills"] += 1
+        log.info("prefilled %s: %d tokens in %.0f ms", PurePosixPath(request.document).name,
+                 result.timings.tokens_computed, _ms(started))
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and stop its work."""

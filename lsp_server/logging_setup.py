@@ -1,8 +1,11 @@
-"""Logs go to stderr and, once a client is connected, to `window/logMessage`; never to stdout (the protocol).
+"""Logs go to stderr or to `window/logMessage`, one path at a time; never to stdout (the protocol).
 
-Our loggers live under "codegen_lsp" (server, client, worker). pygls logs every message it sends at INFO
-("Sending data: ..."), so its loggers stay at WARNING: forwarding those to the client would loop, and at
-10 MB documents they would drown stderr.
+Our loggers live under "codegen_lsp" (server, client, worker). Editors show the server's stderr and its
+`window/logMessage` in the same place (VS Code's output channel, Neovim's lsp.log), so a record sent both ways
+showed twice. While a session is initialized over stdio, our records go to the client only; before that, after
+it, when the client is on TCP (stderr is then a terminal, not the client's), and for the libraries' own
+warnings, stderr. pygls logs every message it sends at INFO ("Sending data: ..."), so its loggers stay at
+WARNING: forwarding those to the client would loop, and at 10 MB documents they would drown stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-__all__ = ["LEVELS", "ClientLogHandler", "setup_logging", "set_level"]
+__all__ = ["CLIENT_HANDLER", "LEVELS", "ClientLogHandler", "setup_logging", "set_level"]
 
 ROOT = "codegen_lsp"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -33,14 +36,36 @@ class ClientLogHandler(logging.Handler):
         self._call_soon: Callable[..., object] | None = None
         self._loop_thread: int | None = None
         self._busy = threading.local()
+        self._ready: Callable[[], bool] = lambda: True
+        self._instead_of_stderr = False
 
-    def connect(self, send: Callable[[int, str], None], call_soon_threadsafe: Callable[..., object]) -> None:
+    def connect(
+        self,
+        send: Callable[[int, str], None],
+        call_soon_threadsafe: Callable[..., object],
+        ready: Callable[[], bool] = lambda: True,
+        instead_of_stderr: bool = False,
+    ) -> None:
+        """`ready()`: the client takes log messages now; `instead_of_stderr`: it also reads our stderr."""
         self._send = send
         self._call_soon = call_soon_threadsafe
         self._loop_thread = threading.get_ident()
+        self._ready = ready
+        self._instead_of_stderr = instead_of_stderr
 
     def disconnect(self) -> None:
         self._send = None
+
+    def replaces_stderr(self, record: logging.LogRecord) -> bool:
+        """This record goes to the client, which shows our stderr too: stderr leaves it out."""
+        if not self._instead_of_stderr or self._send is None or getattr(self._busy, "active", False):
+            return False
+        if not (record.name == ROOT or record.name.startswith(ROOT + ".")):
+            return False
+        try:
+            return bool(self._ready())
+        except Exception:  # noqa: BLE001 - logging must never raise
+            return False
 
     def emit(self, record: logging.LogRecord) -> None:
         send = self._send
@@ -77,6 +102,7 @@ def setup_logging(level: str = "info") -> None:
     if not any(getattr(h, "_codegen_lsp", False) for h in root.handlers):
         stderr = logging.StreamHandler(sys.stderr)
         stderr.setFormatter(logging.Formatter(_FORMAT))
+        stderr.addFilter(lambda record: not CLIENT_HANDLER.replaces_stderr(record))
         stderr._codegen_lsp = True  # type: ignore[attr-defined]
         root.addHandler(stderr)
     root.setLevel(logging.WARNING)
@@ -85,7 +111,16 @@ def setup_logging(level: str = "info") -> None:
         ours.addHandler(CLIENT_HANDLER)
     for name in ("pygls", "lsprotocol"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # pygls logs a whole traceback at ERROR for every message whose params do not fit the method's types;
+    # rpc.py answers those (-32602) and logs one line that says which field is wrong.
+    rpc_logger = logging.getLogger("pygls.protocol.json_rpc")
+    if _not_deserialization_noise not in rpc_logger.filters:
+        rpc_logger.addFilter(_not_deserialization_noise)
     set_level(level)
+
+
+def _not_deserialization_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Unable to deserialize message")
 
 
 def set_level(level: str) -> None:

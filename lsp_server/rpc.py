@@ -4,19 +4,31 @@ pygls reads its own input and drops what it cannot parse. We keep our own read l
 (`transport.py`) because malformed input must be ANSWERED whenever it names a request id (a parse error,
 a bad header, params that do not fit the method), and must never stop the server; pygls' reader has no hook
 for that. Everything after framing is pygls': structuring messages, dispatch to the handlers, cancellation.
+
+The life cycle is the specification's state machine, enforced here before pygls sees a message:
+- before `initialize` succeeds: requests get ServerNotInitialized (-32002), notifications are dropped, except
+  `exit` (exit code 1);
+- `initialize` once: a second one gets InvalidRequest and changes nothing;
+- after `shutdown`: requests get InvalidRequest, notifications are dropped, except `exit` (exit code 0).
+
+Two pygls 2.1 habits are corrected in `CodegenProtocol`: it keeps a future per notification handled by a
+coroutine, thread or generator (our document handlers) in `_request_futures` and never drops it (memory grew
+with every keystroke); and it warns about every `$/cancelRequest` for a request already answered, which
+editors send all the time (the answer and the cancel cross on the wire).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
+import attrs
 from lsprotocol import types
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
@@ -35,12 +47,24 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+SERVER_NOT_INITIALIZED = -32002
 
 
 class CodegenProtocol(LanguageServerProtocol):
     """pygls' protocol with our document store, position encoding preference, exit code and error answers."""
 
     _server: StreamServer
+    initialize_done = False  # `initialize` was answered with a result: the session may begin
+
+    def __init__(self, server: Any, converter: Any) -> None:
+        super().__init__(server, converter)
+        # lsprotocol's converter coerces scalars: `"text": null` became the text "None", a version of 1.5 became
+        # 1, "7" a line number. A value of the wrong JSON type is invalid params, as for any other field.
+        for kind in (str, int, float, bool):
+            converter.register_structure_hook(kind, partial(_strict_scalar, kind))
+        # languageId is `LanguageKind | str`, whose hook let a number through (then `.strip()` raised later).
+        language_id = attrs.fields(types.TextDocumentItem).language_id.type
+        converter.register_structure_hook(language_id, partial(_strict_scalar, str))
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):
@@ -58,6 +82,7 @@ class CodegenProtocol(LanguageServerProtocol):
             result.capabilities.completion_provider = None
         encoding = result.capabilities.position_encoding or types.PositionEncodingKind.Utf16
         self._server.encoding = str(getattr(encoding, "value", encoding))
+        self.initialize_done = True
         return result
 
     # Text goes to our store only (user handlers); pygls' workspace keeps none.
@@ -93,17 +118,10 @@ class CodegenProtocol(LanguageServerProtocol):
                 len(frame.body),
                 f"; answering request {request_id!r}" if request_id is not None else "",
             )
-            if request_id is not None:
+            if request_id is not None or frame.announced:  # a body that is not JSON: JSON-RPC's null id
                 self.send_error(request_id, PARSE_ERROR, f"Malformed message: {frame.problem}")
             return
-        try:
-            raw = json.loads(frame.body)
-        except (ValueError, RecursionError) as error:
-            request_id = recover_id(frame.body)
-            log.warning("a message that is not JSON (%s), %d bytes", error, len(frame.body))
-            self.send_error(request_id, PARSE_ERROR, f"Parse error: {error}")
-            return
-        self.handle_raw(raw)
+        self.handle_raw(frame.message)
 
     def handle_raw(self, raw: Any) -> None:
         if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
@@ -125,6 +143,16 @@ class CodegenProtocol(LanguageServerProtocol):
         if self._shutdown and method != types.EXIT:
             if is_request:
                 self.send_error(raw["id"], INVALID_REQUEST, "The server is shut down")
+            return
+        if not self.initialize_done and method not in (types.INITIALIZE, types.EXIT):
+            if is_request:
+                self.send_error(raw["id"], SERVER_NOT_INITIALIZED, f"{method} before initialize")
+            elif method is not None:
+                log.info("ignored %s: it came before initialize", method)
+            return
+        if self.initialize_done and method == types.INITIALIZE:
+            if is_request:
+                self.send_error(raw["id"], INVALID_REQUEST, "initialize was already received: it may come once")
             return
         try:
             message = self.structure_message(raw)
@@ -148,9 +176,43 @@ class CodegenProtocol(LanguageServerProtocol):
             if is_request:
                 self.send_error(raw["id"], INTERNAL_ERROR, f"Internal error handling {method}")
 
+    # -- pygls' bookkeeping -------------------------------------------------------------------------------
+
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):  # type: ignore[override]
+        """pygls keeps the handler's future under `msg_id` (a fresh uuid for notifications and the steps of
+        generator handlers) and drops it only when it answers a request: drop every one once it is done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(partial(self._forget_future, msg_id))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        if not isinstance(msg_id, int | str) or msg_id not in self._request_futures:  # answered already: the
+            # cancel crossed the answer (or it names no request at all)
+            log.debug("$/cancelRequest for %r, which is already answered", msg_id)
+            return
+        super()._handle_cancel_notification(msg_id)
+
     def send_error(self, request_id: int | str | None, code: int, message: str) -> None:
         # A plain dict: the converter would drop a None id, and JSON-RPC wants "id": null there.
         self._send_data({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+
+
+def _strict_scalar(kind: type, value: Any, _: Any) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # JSON has one number type: 1 is a fine float
+    if type(value) is not kind:
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _valid_id(value: object) -> int | str | None:
@@ -174,6 +236,7 @@ class StreamServer(LanguageServer):
     """pygls' LanguageServer served by our read loop (stdio or one TCP client on 127.0.0.1) until `exit`."""
 
     encoding = "utf-16"  # the position encoding negotiated in `initialize`
+    stderr_reaches_client = False  # on stdio, editors read our stderr too (logging_setup.py)
     exit_code: int | None = None
     _finished: asyncio.Future[int] | None = None
 
@@ -184,6 +247,7 @@ class StreamServer(LanguageServer):
 
     def start_io(self, stdin=None, stdout=None) -> int:  # type: ignore[override]
         """Serve on stdin/stdout; returns the exit code. Stray prints from any library go to stderr."""
+        self.stderr_reaches_client = True
         protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         sys.stdout = sys.stderr

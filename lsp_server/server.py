@@ -11,9 +11,10 @@ Protocol choices:
 - `textDocument/completion`: the fallback for clients without inline completion (eglot, Neovim < 0.12),
   advertised only to them. A client that declares inline completion would otherwise ask the model twice per
   keystroke, each request superseding the other (it gets no completion items if it asks anyway);
-- only Python documents (languageId "python") are completed; others are answered with no items;
+- documents in the `languages` setting's languages are completed (see lsp_server/languages.py); others get no items;
 - the model loads in a worker process started after `initialized`, shown with work done progress when the
-  client supports it; failures with window/showMessage; logs with window/logMessage and stderr.
+  client supports it; failures with window/showMessage; logs with window/logMessage or stderr
+  (one way at a time: logging_setup.py).
 
 The server process never imports torch: only the worker does.
 """
@@ -34,7 +35,7 @@ from .completer import Completer
 from .documents import Change, DocumentStore
 from .items import completion_items, inline_items
 from .logging_setup import CLIENT_HANDLER, set_level
-from .pipeline import is_supported_language
+from .pipeline import completed_language
 from .rpc import CodegenProtocol, StreamServer
 from .settings import SECTION_NAMES, Settings, needs_reload, parse_settings, to_wire
 from .supervisor import Supervisor
@@ -146,7 +147,12 @@ class CodegenLanguageServer(StreamServer):
     # -- serving -------------------------------------------------------------------------------------------
 
     def on_serve_start(self, loop: asyncio.AbstractEventLoop) -> None:
-        CLIENT_HANDLER.connect(self._log_to_client, loop.call_soon_threadsafe)
+        CLIENT_HANDLER.connect(
+            self._log_to_client,
+            loop.call_soon_threadsafe,
+            ready=lambda: self.initialized and self.protocol.writer is not None,
+            instead_of_stderr=self.stderr_reaches_client,
+        )
 
     async def on_serve_end(self) -> None:
         CLIENT_HANDLER.disconnect()
@@ -238,12 +244,21 @@ def did_open(ls: CodegenLanguageServer, params: types.DidOpenTextDocumentParams)
     doc = params.text_document
     ls.documents.open(doc.uri, doc.text, doc.language_id, doc.version)
     log.debug("opened %s (%s, %d characters)", doc.uri, doc.language_id, len(doc.text))
-    if not is_supported_language(doc.language_id):
+    if completed_language(doc.language_id, ls.settings) is None:
         log.info(
-            "%s is %s, not Python: it gets no completions (CodeGen-mono knows Python only)",
+            "%s is %s: it gets no completions (setting languages: %s, model %s)",
             doc.uri,
             doc.language_id,
+            _show_languages(ls.settings.server.languages),
+            ls.settings.model.model,
         )
+    document = ls.documents.get(doc.uri)
+    if document is not None:
+        ls.completer.prefill(doc.uri, document, ls.settings)  # while the person reads
+
+
+def _show_languages(setting: str | tuple[str, ...]) -> str:
+    return setting if isinstance(setting, str) else "[" + ", ".join(setting) + "]"
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)

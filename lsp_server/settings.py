@@ -25,6 +25,8 @@ from codegen_lsp.inference.stop_rule import StopRule
 from codegen_lsp.lsp_server.remote import RemoteSpec
 from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
 
+from .languages import AUTO, LANGUAGE_IDS, canonical_language_id
+
 __all__ = [
     "SECTION_NAMES",
     "SETTINGS_TABLE_MARKDOWN",
@@ -51,7 +53,7 @@ class _Invalid(Exception):
 class _Accepts:
     """What one setting accepts, in words (for warnings and docs) and as a check."""
 
-    # string | optional_string | choice | integer | optional_integer | number | boolean | patterns
+    # string | optional_string | choice | integer | optional_integer | number | boolean | patterns | languages
     kind: str
     choices: tuple[str, ...] = ()
     low: float | None = None
@@ -69,6 +71,8 @@ class _Accepts:
             return "true or false"
         if self.kind == "patterns":
             return "a list of regular expressions (Python syntax)"
+        if self.kind == "languages":
+            return f'"{AUTO}", or a list of language ids: ' + ", ".join(f'"{i}"' for i in LANGUAGE_IDS)
         if self.kind == "optional_integer":
             return f"an integer from {_number(self.low)} to {_number(self.high)}, or null"
         noun = "an integer" if self.kind == "integer" else "a number"
@@ -101,6 +105,14 @@ class _Accepts:
                 except ValueError as error:
                     raise _Invalid(str(error)) from None
                 return tuple(value)
+        elif self.kind == "languages":
+            if isinstance(value, str) and value.strip().lower() == AUTO:
+                return AUTO
+            if isinstance(value, list | tuple) and all(isinstance(i, str) for i in value):
+                unknown = [i for i in value if canonical_language_id(i) is None]
+                if not unknown:
+                    return tuple(dict.fromkeys(canonical_language_id(i) for i in value))
+                raise _Invalid(f"unknown language id(s) {_show(unknown)}; expected {self.describe()}")
         elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             if self.kind in ("integer", "optional_integer"):
                 if value != int(value):
@@ -150,8 +162,9 @@ class ModelSettings:
     )
     dtype: str = _setting(
         ModelSpec.dtype,
-        "Weight type; `auto` is float16 on CUDA, on the CPU bfloat16 where it is native, else float32.",
-        _choice("auto", "float32", "float16", "bfloat16"),
+        "Weight type; `auto` is float16 on CUDA, on the CPU bfloat16 where it is native, else float32; `int8` "
+        "(CPU only) stores weights in int8 for faster decoding.",
+        _choice("auto", "float32", "float16", "bfloat16", "int8"),
     )
     cache_reuse: bool = _setting(
         ModelSpec.cache_reuse,
@@ -238,8 +251,8 @@ class GenerationSettings:
     )
     truncate_before_pattern: tuple[str, ...] = _setting(
         DEFAULT_TRUNCATE_BEFORE_PATTERN,
-        "CodeGen's stop patterns: a completion is cut before the first match (`^` = line start); "
-        "an empty list turns them off.",
+        "CodeGen's stop patterns for Python documents: a completion is cut before the first match (`^` = line "
+        "start); an empty list turns them off. Other languages have their own (see How it works).",
         _Accepts("patterns"),
     )
 
@@ -255,6 +268,12 @@ class ServerSettings:
         "info",
         "Log detail (logs go to stderr / the client's output channel).",
         _choice("debug", "info", "warning", "error"),
+    )
+    languages: str | tuple[str, ...] = _setting(
+        AUTO,
+        "Documents (LSP language ids) that get completions; `auto`: Python for a `-mono` model and the bundled "
+        "one, all six languages CodeGen was trained on for the others (`-multi`, `-nl`, local models).",
+        _Accepts("languages"),
     )
 
 
@@ -451,6 +470,7 @@ _JSON_TYPES = {
     "number": "number",
     "boolean": "boolean",
     "patterns": "array",
+    "languages": ["string", "array"],
 }
 
 
@@ -468,6 +488,8 @@ def vscode_configuration_properties(section: str = SECTION_NAMES[0]) -> dict[str
             prop["enum"] = list(accepts.choices)
         if accepts.kind == "patterns":
             prop["items"] = {"type": "string"}
+        if accepts.kind == "languages":
+            prop["items"] = {"type": "string", "enum": list(LANGUAGE_IDS)}
         if accepts.low is not None:
             prop["exclusiveMinimum" if accepts.low_open else "minimum"] = accepts.low
         if accepts.high is not None:

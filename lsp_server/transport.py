@@ -9,6 +9,11 @@ types, is logged but never answered, and the client waits forever.
 garbage (the server answers the request they belong to when an id can be recovered: `recover_id`), and
 resynchronises at the next header. `flush_stalled` is called when no byte arrived for a moment: a bad message
 that was the last one sent is then reported instead of waiting for a header that never comes.
+
+A wrong Content-Length shows as a body that is not JSON. Too long, it runs into the next message: a JSON body
+can never hold a header (a raw line break cannot be inside a JSON string, and a bare word is never JSON), so
+when a body does not parse and a header starts inside it, the reader cuts there and reads on from that header:
+the messages that follow are never lost, and the broken one is reported whole (its request id answered).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Frame", "MessageReader", "recover_id"]
 
@@ -32,7 +38,9 @@ class Frame:
     """A message body as its header announced it, or bytes that were not a message (`problem` says why)."""
 
     body: bytes
-    problem: str | None = None  # None: a framed body; else `body` is garbage (maybe a truncated message)
+    problem: str | None = None  # None: a framed JSON body; else `body` is garbage (maybe a truncated message)
+    message: Any = None  # the body's JSON value when `problem` is None
+    announced: bool = False  # garbage that was exactly the body a header announced (answered even without an id)
 
 
 class MessageReader:
@@ -51,9 +59,7 @@ class MessageReader:
             if self._length is not None:
                 if len(self._buffer) < self._length:
                     return frames
-                frames.append(Frame(bytes(self._buffer[: self._length])))
-                del self._buffer[: self._length]
-                self._length = None
+                frames.extend(self._body())
                 continue
             end = self._buffer.find(_SEPARATOR)
             if end < 0:
@@ -64,17 +70,52 @@ class MessageReader:
             del self._buffer[: end + len(_SEPARATOR)]
             frames.extend(self._header(block))
 
+    def _body(self) -> list[Frame]:
+        """The announced body is in the buffer: a message, or (not JSON) garbage up to the next header."""
+        assert self._length is not None
+        body = bytes(self._buffer[: self._length])
+        try:
+            message = json.loads(body)
+        except (ValueError, RecursionError) as error:
+            problem = f"the body is not JSON ({error})"
+        else:
+            del self._buffer[: self._length]
+            self._length = None
+            return [Frame(body, message=message)]
+        # A wrong Content-Length, or a broken body: read on from the first header after the body's start.
+        cut = self._next_header_start()
+        if cut is not None:
+            problem = "the body does not end where its Content-Length header says"
+        else:  # the start of a header may still be on its way: keep it
+            partial = len(self._buffer) - _partial_marker_length(self._buffer)
+            cut = partial if 0 < partial < self._length else self._length
+        announced, self._length = cut == self._length, None
+        garbage = bytes(self._buffer[:cut])
+        del self._buffer[:cut]
+        return [Frame(garbage, problem, announced=announced)] if garbage else []
+
+    def _next_header_start(self) -> int | None:
+        """Where the first header block after the buffer's first byte starts (None: no header in sight)."""
+        marker = self._buffer.lower().find(_MARKER, 1)
+        if marker < 0:
+            return None
+        start = _header_block_start(bytes(self._buffer), marker)
+        return start if start > 0 else marker
+
     def flush_stalled(self) -> list[Frame]:
         """Nothing arrived for a while: report what cannot be the start of a message, resynchronise."""
         if self._length is not None:
-            # A Content-Length larger than the body swallows the next message; once that one's header is
-            # complete in the buffer, cut there.
-            match = _CONTENT_LENGTH.search(self._buffer)
-            if match is None or self._buffer.find(_SEPARATOR, match.end()) < 0:
+            # A Content-Length larger than what came: cut at the next header once that one is complete, or
+            # report the body once it is whole JSON (a client waiting for the answer sends nothing more).
+            cut = self._next_header_start()
+            if cut is not None and self._buffer.find(_SEPARATOR, cut) >= 0:
+                garbage = bytes(self._buffer[:cut])
+                del self._buffer[:cut]
+            elif cut is None and _is_whole_json(self._buffer):
+                garbage = bytes(self._buffer)
+                self._buffer.clear()
+            else:
                 return []
-            start = _header_block_start(bytes(self._buffer), match.start())
-            garbage = bytes(self._buffer[:start])
-            del self._buffer[:start]
             self._length = None
             return [Frame(garbage, "the body is shorter than its Content-Length header"), *self.feed(b"")]
         if not self._buffer:
@@ -91,6 +132,10 @@ class MessageReader:
             garbage = bytes(self._buffer)
             self._buffer.clear()
             return [Frame(garbage, "bytes outside any message")]
+        if marker == 0 and b"{" in self._buffer:  # a body after a header that never ends ("\n\n" alone)
+            garbage = bytes(self._buffer)
+            self._buffer.clear()
+            return [Frame(garbage, "a header that does not end with \\r\\n\\r\\n")]
         return []  # may be the start of a header still on its way
 
     def _header(self, block: bytes) -> list[Frame]:
@@ -116,6 +161,25 @@ class MessageReader:
         garbage = bytes(self._buffer[:cut])
         del self._buffer[:cut]
         return [Frame(garbage, problem)] if garbage else []
+
+
+def _partial_marker_length(data: bytes) -> int:
+    """How many of `data`'s last bytes could be the start of a "Content-Length" still on its way."""
+    tail = data[-len(_MARKER) + 1 :].lower()
+    for size in range(len(tail), 0, -1):
+        if _MARKER.startswith(tail[-size:]):
+            return size
+    return 0
+
+
+def _is_whole_json(data: bytearray) -> bool:
+    if not data.rstrip().endswith((b"}", b"]")):
+        return False
+    try:
+        json.loads(bytes(data))
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _header_block_start(block: bytes, index: int) -> int:

@@ -393,3 +393,11 @@ def test_a_prefill_only_request_fills_the_cache_for_the_first_keystroke(tiny_loa
     assert ahead.candidates == () and ahead.timings.tokens_computed == ahead.prompt_tokens
     keystroke = ask(engine, SOURCE[:221], document="doc")
     assert keystroke.timings.tokens_computed <= 2  # only what the keystroke changed
+
+
+def test_a_prefill_keeps_the_start_of_a_document_longer_than_the_budget(tiny_loaded):
+    engine = Engine(tiny_loaded)
+    options = GenerationOptions(max_new_tokens=0, context_tokens=40)
+    ahead = engine.generate(CompletionRequest(1, "doc", SOURCE, options))
+    assert ahead.window_start_char == 0 and ahead.prompt_tokens == 40
+    assert engine.slots.get("doc").tokens == engine.tokenizer.encode(SOURCE)[:40]

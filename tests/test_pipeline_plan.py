@@ -6,9 +6,9 @@ from codegen_lsp.inference.protocol import Candidate, CompletionResult, StopReas
 from codegen_lsp.lsp_server.pipeline import (
     Mode,
     complete_lines,
+    completed_language,
     engine_request,
     finish_items,
-    is_supported_language,
     max_prompt_chars,
     plan,
 )
@@ -29,13 +29,34 @@ def result(*texts: str) -> CompletionResult:
     return CompletionResult(7, candidates, 10, 0, Timings())
 
 
-def test_languages() -> None:
-    assert is_supported_language("python") and is_supported_language("Python")
-    assert (
-        not is_supported_language("rust")
-        and not is_supported_language("")
-        and not is_supported_language(None)
-    )
+def test_a_mono_model_completes_python_only_and_the_others_all_six_languages() -> None:
+    mono = settings(model="Salesforce/codegen-350M-mono")
+    assert completed_language("python", mono).name == "python"
+    assert completed_language("Python3", mono).name == "python"
+    assert completed_language("go", mono) is None and completed_language("javascript", mono) is None
+    for model in ["Salesforce/codegen-2B-multi", "Salesforce/codegen-350M-nl", "/models/my-finetune"]:
+        multi = settings(model=model)
+        for language_id, name in [("c", "c"), ("cpp", "cpp"), ("go", "go"), ("java", "java"),
+                                  ("javascript", "javascript"), ("javascriptreact", "javascript"),
+                                  ("python", "python")]:  # fmt: skip
+            assert completed_language(language_id, multi).name == name, (model, language_id)
+    assert completed_language("python", settings(model="bundled")).name == "python"
+    assert completed_language("go", settings(model="bundled")) is None
+
+
+def test_other_documents_get_no_language() -> None:
+    multi = settings(model="Salesforce/codegen-350M-multi")
+    for language_id in ["rust", "typescript", "", None, "plaintext"]:
+        assert completed_language(language_id, multi) is None
+
+
+def test_the_languages_setting_overrides_the_model() -> None:
+    only_go = settings(model="Salesforce/codegen-350M-multi", languages=["go"])
+    assert completed_language("go", only_go).name == "go"
+    assert completed_language("python", only_go) is None
+    assert completed_language("javascriptreact", settings(languages=["javascript"])) is None
+    assert completed_language("go", settings(model="Salesforce/codegen-350M-mono", languages=["go"])).name == "go"
+    assert completed_language("python", settings(languages=[])) is None
 
 
 def test_prompt_budget_follows_context_tokens() -> None:

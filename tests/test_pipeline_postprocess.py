@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codegen_lsp.inference.syntax import SYNTAXES
 from codegen_lsp.lsp_server.pipeline.context import CompletionContext, build_context, stop_rule_for
 from codegen_lsp.lsp_server.pipeline.decide import Mode, choose_mode
 from codegen_lsp.lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer
@@ -13,6 +14,7 @@ from codegen_lsp.lsp_server.pipeline.postprocess import postprocess
 from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN
 
 PATTERNS = DEFAULT_TRUNCATE_BEFORE_PATTERN
+PY = SYNTAXES["python"]
 
 
 def complete(marked: str, raw: str) -> str:
@@ -156,8 +158,8 @@ def test_the_result_never_duplicates_the_text_right_of_the_cursor(suffix_parts, 
     mode = Mode.SINGLE_LINE if suffix.strip() else Mode.MULTI_LINE
     shown = postprocess(raw, ctx, stop_rule_for(ctx, PATTERNS, mode))
     assert raw.startswith(shown)  # post-processing only shortens
-    if first_unmatched_closer(suffix.strip(), lex) is not None:
-        assert first_unmatched_closer(shown, lex) is None  # does not close what the suffix closes
+    if first_unmatched_closer(suffix.strip(), PY, lex) is not None:
+        assert first_unmatched_closer(shown, PY, lex) is None  # does not close what the suffix closes
     elif suffix.strip():
         assert not shown.rstrip().endswith(suffix.strip()) or not shown.strip()
 

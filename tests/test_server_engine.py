@@ -189,3 +189,19 @@ def _alive(pid: int) -> bool:
         return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
     except OSError:
         return False
+
+
+async def test_an_opened_document_is_prefilled_before_the_first_keystroke(tiny_model_dir) -> None:
+    client = await start_client(tiny_settings(tiny_model_dir))
+    try:
+        await wait_engine(client)
+        open_document(client, URI, SAMPLE)
+        deadline = time.monotonic() + 60
+        while (await debug_state(client))["stats"].get("prefills", 0) < 1:
+            assert time.monotonic() < deadline, "the opened document was never prefilled"
+            await asyncio.sleep(0.1)
+        open_document(client, URI + "-other", "   \n")  # nothing to prefill in a blank document
+        assert (await inline(client, URI, *SAMPLE_POSITION)).items  # and completions work as before
+        assert (await debug_state(client))["stats"]["prefills"] == 1
+    finally:
+        await stop_client(client)

@@ -76,9 +76,9 @@ def test_missing_content_length() -> None:
 def test_content_length_too_short() -> None:
     reader = MessageReader()
     frames = reader.feed(frame(request(1), length=10) + frame(request(2)))
-    # The first 10 bytes are a body that is not JSON; the rest of message 1 is garbage before message 2.
+    # The first 10 bytes are a body that is not JSON: message 1 is garbage up to message 2's header, answered once.
     assert bodies(frames) == [request(2)]
-    assert [recover_id(f.body) for f in frames] == [None, 1, 2]
+    assert [recover_id(f.body) for f in frames] == [1, 2]
 
 
 def test_content_length_too_long_is_cut_at_the_next_header_after_a_stall() -> None:
@@ -106,3 +106,44 @@ def test_recover_id() -> None:
     assert recover_id(b':"2.0","id":5,"method":"x"}') == 5
     assert recover_id(b'{"jsonrpc":"2.0","result":1,"id":4}') is None  # a response, not a request
     assert recover_id(b"\xff\xfe garbage") is None
+
+
+def feed_all(reader: MessageReader, data: bytes, chunk: int) -> list:
+    frames = []
+    for i in range(0, len(data), chunk):
+        frames += reader.feed(data[i : i + chunk])
+    return frames
+
+
+@given(excess=st.integers(1, 400), chunk=st.sampled_from([1, 7, 64, 10_000]))
+@settings(max_examples=150, deadline=None)
+def test_a_content_length_too_long_never_loses_the_messages_that_follow(excess: int, chunk: int) -> None:
+    """The announced body runs into the next message (and maybe the ones after): each one that follows is still
+    read (at the latest when the input pauses, as it does when a client waits for an answer), and the bad one
+    can still be answered."""
+    first = json.dumps(request(1)).encode()
+    data = f"Content-Length: {len(first) + excess}\r\n\r\n".encode() + first
+    data += b"".join(frame(request(i)) for i in range(2, 6))
+    reader = MessageReader()
+    frames = feed_all(reader, data, chunk) + reader.flush_stalled()
+    assert [m["id"] for m in bodies(frames)] == [2, 3, 4, 5]
+    assert any(f.problem and recover_id(f.body) == 1 for f in frames)
+    assert not reader.pending
+
+
+def test_a_content_length_too_long_is_resolved_without_a_pause_when_more_messages_follow() -> None:
+    first = json.dumps(request(1)).encode()
+    data = f"Content-Length: {len(first) + 20}\r\n\r\n".encode() + first
+    data += b"".join(frame(request(i)) for i in range(2, 6))
+    assert [m["id"] for m in bodies(MessageReader().feed(data))] == [2, 3, 4, 5]
+
+
+def test_a_body_that_is_not_json_but_has_the_right_length_is_answered_at_once() -> None:
+    reader = MessageReader()
+    frames = reader.feed(frame(b'{"jsonrpc": "2.0", "id": 3, "method": "x", "params": {'))
+    assert [recover_id(f.body) for f in frames] == [3]
+
+
+def test_pretty_printed_json_with_blank_lines_is_one_message() -> None:
+    body = b'{\r\n\r\n"jsonrpc": "2.0",\r\n\r\n "id": 1, "method": "textDocument/hover"}'
+    assert bodies(MessageReader().feed(frame(body) + frame(request(2)))) == [json.loads(body), request(2)]

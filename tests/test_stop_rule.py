@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import pickle
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.stop_rule import StopRule, indent_width, pattern_reach
-from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, truncate_before_pattern
+from codegen_lsp.inference.stop_rule import StopRule, indent_width
+from codegen_lsp.tokenizer.truncation import (
+    DEFAULT_TRUNCATE_BEFORE_PATTERN,
+    Literal,
+    literal_pattern,
+    truncate_before_pattern,
+)
 
 PATTERN_POOL = [
     *DEFAULT_TRUNCATE_BEFORE_PATTERN,
@@ -140,24 +145,30 @@ def test_a_pattern_whose_reach_is_unbounded_is_applied_only_to_the_finished_text
     assert rule.final_cut(text) == len("    return x")
 
 
-def test_a_match_that_more_text_could_undo_is_not_declared() -> None:
+def test_a_pattern_that_is_not_literal_is_applied_only_to_the_finished_text() -> None:
     rule = StopRule(patterns=("foo$",))
     assert rule.cut("x = foo") is None  # "x = foobar" has no match
+    assert rule.cut("x = foo\ny = 2\nz") is None  # however much follows: only final_cut applies it
     assert rule.final_cut("x = foo") == len("x = ")
     assert rule.final_cut("x = foobar") == len("x = foobar")
-    assert rule.cut("x = foo\n") is None  # conservative: '$' is given two characters of look-ahead
-    assert rule.cut("x = foo\ny") == len("x = ")
+    assert rule.final_cut("x = foo\ny") == len("x = ")
 
 
-def test_pattern_reach_bounds_how_far_a_match_looks() -> None:
-    assert [pattern_reach(p) for p in DEFAULT_TRUNCATE_BEFORE_PATTERN] == [1, 13, 3, 3, 3]
-    assert pattern_reach("foo$") == 5  # '$' looks one past a newline-at-the-end
-    assert pattern_reach(r"\bfoo\b") == 5
-    assert pattern_reach(r"x(?=yz)") == 3
-    assert pattern_reach(r"(?<=ab)c") == 1
-    assert pattern_reach("a{2,3}") == 3
-    for unbounded in [r"\s*x", r"x+", r"(a)\1", r"\Z", r"x(?=.*y)"]:
-        assert math.isinf(pattern_reach(unbounded)), unbounded
+def test_a_non_literal_pattern_still_applies_once_the_structural_cut_is_decided() -> None:
+    rule = StopRule(patterns=(r"x\d",), single_line=True)
+    assert rule.cut("a = x1 + x2") is None
+    assert rule.cut("a = x1 + x2\nmore") == len("a = ")
+
+
+def test_literal_patterns_are_recognised_without_parsing_regular_expressions() -> None:
+    assert literal_pattern("^#") == Literal(True, "#")
+    assert literal_pattern(re.escape("<|endoftext|>")) == Literal(False, "<|endoftext|>")
+    assert literal_pattern("\n\n\n") == Literal(False, "\n\n\n")
+    assert literal_pattern(r"^/\*") == Literal(True, "/*")
+    assert literal_pattern(r"a\nb\.") == Literal(False, "a\nb.")
+    assert literal_pattern("") == Literal(False, "")
+    for pattern in [r"\bx", "x+", "foo$", "(?i)DEF", r"\d", "[ab]", "a|b", r"\Z", "x{2}", "a.b", "\\"]:
+        assert literal_pattern(pattern) is None, pattern
 
 
 # -- the patterns see the completion where it sits in the document -------------------------------------------

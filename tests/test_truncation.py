@@ -127,3 +127,42 @@ def test_bad_pattern_is_a_value_error_naming_it():
         compile_patterns(["^#", "(unclosed"])
     with pytest.raises(ValueError, match="unclosed"):
         truncate_before_pattern("x", ["(unclosed"])
+
+
+# -- user patterns never run unbounded -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+b", r"(a|aa)+b", r"(x+x+)+y"])
+def test_a_pattern_that_backtracks_catastrophically_is_refused_by_name(pattern: str) -> None:
+    with pytest.raises(ValueError, match="too slow") as refused:
+        compile_patterns(["^#", pattern])
+    assert repr(pattern) in str(refused.value)
+
+
+def test_a_slow_search_at_run_time_is_cut_off_and_counts_as_no_match(caplog) -> None:
+    from codegen_lsp.tokenizer.truncation import first_match
+
+    text = "a" * 5_000  # not probed: first_match is what runs when a completion is cut
+    with caplog.at_level("WARNING"):
+        assert first_match("(a|aa)+b", text, 0, len(text)) is None
+    assert "ran over" in caplog.text
+
+
+@pytest.mark.parametrize("pattern", [r"^\s*#", r"\n\s*\n", r"x+", r"^\S", r"(?i)DEF", r"\bfoo\b", r"foo$"])
+def test_ordinary_patterns_pass_the_check(pattern: str) -> None:
+    assert compile_patterns([pattern])[0].pattern == pattern
+
+
+literal_text = st.lists(st.sampled_from(["#", "\n", "a", "<|", "|>", "*", "/", "^", " "]), max_size=20).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(literal_text, literal_text, st.booleans(), st.integers(0, 25), st.integers(0, 25))
+def test_literal_patterns_find_what_re_finds(text: str, needle: str, anchored: bool, start: int, end: int) -> None:
+    from codegen_lsp.tokenizer.truncation import first_match, literal_pattern
+
+    pattern = ("^" if anchored else "") + re.escape(needle)
+    assert literal_pattern(pattern) is not None
+    start, end = min(start, len(text)), min(end, len(text))
+    match = re.compile(pattern, re.MULTILINE).search(text, start, end)
+    assert first_match(pattern, text, start, end) == (None if match is None else match.start())

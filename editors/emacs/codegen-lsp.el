@@ -68,8 +68,9 @@ branch."
 
 (defcustom codegen-lsp-dtype "auto"
   "Weight type; `auto' is float16 on CUDA, on the CPU bfloat16 where it
-is native, else float32."
-  :type '(choice (const "auto") (const "float32") (const "float16") (const "bfloat16")))
+is native, else float32; `int8' (CPU only) stores weights in int8 for
+faster decoding."
+  :type '(choice (const "auto") (const "float32") (const "float16") (const "bfloat16") (const "int8")))
 
 (defcustom codegen-lsp-cache-reuse t
   "Reuse the key/value cache of the longest common token prefix with the
@@ -145,8 +146,9 @@ model's context length."
   :type 'integer)
 
 (defcustom codegen-lsp-truncate-before-pattern '("^#" "<\\|endoftext\\|>" "^'''" "^\"\"\"" "\n\n\n")
-  "CodeGen's stop patterns: a completion is cut before the first match
-(`^' = line start); an empty list turns them off."
+  "CodeGen's stop patterns for Python documents: a completion is cut
+before the first match (`^' = line start); an empty list turns them
+off. Other languages have their own (see How it works)."
   :type '(repeat string))
 
 (defcustom codegen-lsp-debounce-ms 25
@@ -156,6 +158,12 @@ model's context length."
 (defcustom codegen-lsp-log-level "info"
   "Log detail (logs go to stderr / the client's output channel)."
   :type '(choice (const "debug") (const "info") (const "warning") (const "error")))
+
+(defcustom codegen-lsp-languages "auto"
+  "Documents (LSP language ids) that get completions; `auto': Python for
+a `-mono' model and the bundled one, all six languages CodeGen was
+trained on for the others (`-multi', `-nl', local models)."
+  :type '(choice (const "auto") (repeat string)))
 
 (defconst codegen-lsp--settings
   '((:model codegen-lsp-model string)
@@ -179,7 +187,8 @@ model's context length."
     (:contextTokens codegen-lsp-context-tokens number)
     (:truncateBeforePattern codegen-lsp-truncate-before-pattern list)
     (:debounceMs codegen-lsp-debounce-ms number)
-    (:logLevel codegen-lsp-log-level string))
+    (:logLevel codegen-lsp-log-level string)
+    (:languages codegen-lsp-languages string-or-list))
   "Each server setting: its wire name, its variable, and how it goes to JSON.")
 ;;;; End of the generated settings
 
@@ -190,6 +199,7 @@ model's context length."
            append (list key (pcase kind
                               ('boolean (if value t :json-false))
                               ('list (vconcat value))
+                              ('string-or-list (if (stringp value) value (vconcat value)))
                               (_ value)))))
 
 ;;;; Eglot

@@ -70,6 +70,8 @@ def kinds(prop: dict[str, Any]) -> tuple[str, str]:
     if "enum" in prop:
         return "'(choice " + " ".join(f"(const {lisp_string(c)})" for c in prop["enum"]) + ")", "string"
     json_type = prop["type"]
+    if json_type == ["string", "array"]:  # `languages`: "auto" or a list of language ids
+        return '\'(choice (const "auto") (repeat string))', "string-or-list"
     if isinstance(json_type, list):
         (base,) = [t for t in json_type if t != "null"]
         if "null" not in json_type or base == "boolean":

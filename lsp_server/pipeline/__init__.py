@@ -2,14 +2,15 @@
 
 plan (decide: complete at all? single or multi line; context: prompt window, cursor state, stop rule) ->
 the backend generates -> postprocess (cut, de-duplicate, trim) -> typed_through (answer typing-ahead from
-the last result). `lexical` is the small Python lexer they share. `lsp_server/completer.py` runs them in
+the last result). `lexical` asks the lexer they share (`inference.syntax`, one table row per language;
+`lsp_server.languages` has the rest of what differs between languages). `lsp_server/completer.py` runs them in
 order, top-down, in one function.
 """
 
 from .context import CompletionContext, block_indent, build_context, stop_rule_for, window_start
 from .decide import Mode, choose_mode, decide, should_complete
 from .lexical import Lex, LexState
-from .plan import Plan, engine_request, is_supported_language, max_prompt_chars, plan
+from .plan import Plan, completed_language, engine_request, max_prompt_chars, plan, stop_patterns
 from .postprocess import complete_lines, finish_items, postprocess
 from .typed_through import TypedThroughCache
 
@@ -23,15 +24,16 @@ __all__ = [
     "block_indent",
     "build_context",
     "choose_mode",
+    "completed_language",
     "complete_lines",
     "decide",
     "engine_request",
     "finish_items",
-    "is_supported_language",
     "max_prompt_chars",
     "plan",
     "postprocess",
     "should_complete",
+    "stop_patterns",
     "stop_rule_for",
     "window_start",
 ]

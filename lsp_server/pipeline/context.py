@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from codegen_lsp.inference.stop_rule import StopRule, indent_width
 
+from ..languages import LANGUAGES, Language
 from .decide import Mode
 from .lexical import CODE, Lex, LexState, scan
 
@@ -37,7 +38,8 @@ class CompletionContext:
     following_lines: tuple[str, ...]  # up to FOLLOWING_LINES lines after the cursor's line
     indent: str  # leading whitespace of the cursor's line (all of line_prefix when that is blank)
     lex: LexState = CODE  # at the cursor, scanned over the prompt window only
-    is_docstring: bool = False  # lex is a triple-quoted string that opened a statement (a docstring)
+    is_docstring: bool = False  # Python: lex is a triple-quoted string that opened a statement (a docstring)
+    language: Language = LANGUAGES["python"]
 
     @property
     def offset(self) -> int:
@@ -79,9 +81,14 @@ def window_start(text: str, offset: int, max_prompt_chars: int) -> int:
 
 
 def build_context(
-    text: str, offset: int, max_prompt_chars: int, *, max_following_lines: int = FOLLOWING_LINES
+    text: str,
+    offset: int,
+    max_prompt_chars: int,
+    *,
+    language: Language = LANGUAGES["python"],
+    max_following_lines: int = FOLLOWING_LINES,
 ) -> CompletionContext:
-    """The completion context for a cursor at `offset` (a Python index into `text`)."""
+    """The completion context for a cursor at `offset` (a Python index into `text`) in a `language` document."""
     offset = min(max(offset, 0), len(text))
     start = window_start(text, offset, max_prompt_chars)
     prompt = text[start:offset]
@@ -103,9 +110,9 @@ def build_context(
             lines = lines[:-1]  # the last one may be cut off
         following = tuple(line.removesuffix("\r") for line in lines[:max_following_lines])
 
-    lex = scan(prompt)
+    lex = scan(prompt, language.syntax)
     is_docstring = False
-    if lex.kind is Lex.TRIPLE_STRING and lex.opened_at is not None:
+    if language.name == "python" and lex.kind is Lex.LONG_STRING and lex.opened_at is not None:
         opener = start + lex.opened_at
         before = text[max(text.rfind("\n", start, opener) + 1, start) : opener].strip()
         is_docstring = len(before) <= 2 and not before.strip(_STRING_PREFIX_LETTERS)  # only r/b/u/f
@@ -118,6 +125,7 @@ def build_context(
         indent=indent,
         lex=lex,
         is_docstring=is_docstring,
+        language=language,
     )
 
 
@@ -143,14 +151,23 @@ def block_indent(ctx: CompletionContext) -> int | None:
 def stop_rule_for(ctx: CompletionContext, patterns: Sequence[str], mode: Mode) -> StopRule:
     """The stop rule for a completion at `ctx` in `mode`.
 
-    - in a triple-quoted string (a docstring): end right after its closing quotes, patterns off;
-    - in a '#' comment, or code right of the cursor: end at the end of the line;
-    - multi-line code: end where a later line leaves the block (`block_indent`).
+    - in a long string (a docstring, a text block, a template literal, a raw string) or a block comment:
+      end right after its closer, patterns off;
+    - in a line comment, or code right of the cursor: end at the end of the line;
+    - multi-line code: end where the cursor's block ends: a later line that leaves it (Python,
+      `block_indent`), a bracket that closes it (the brace languages).
     """
     patterns = tuple(patterns)
     single_line = mode is Mode.SINGLE_LINE
-    if ctx.lex.kind is Lex.TRIPLE_STRING:
-        return StopRule(patterns, ctx.line_prefix, single_line=single_line, close_after=ctx.lex.quote)
-    if ctx.lex.kind is Lex.COMMENT or single_line:
-        return StopRule(patterns, ctx.line_prefix, single_line=True)
-    return StopRule(patterns, ctx.line_prefix, min_indent=block_indent(ctx))
+    language, lex, prefix = ctx.language, ctx.lex, ctx.line_prefix
+    markers = language.markers
+    if lex.kind in (Lex.LONG_STRING, Lex.BLOCK_COMMENT):
+        return StopRule(
+            patterns, prefix, single_line=single_line, close_after=lex.quote, close_escapes=lex.escapes,
+            markers=markers,
+        )
+    if lex.kind is Lex.COMMENT or single_line:
+        return StopRule(patterns, prefix, single_line=True, markers=markers)
+    if language.braces:
+        return StopRule(patterns, prefix, braces=language.name, markers=markers)
+    return StopRule(patterns, prefix, min_indent=block_indent(ctx), markers=markers)

@@ -16,12 +16,13 @@ class Mode(enum.Enum):
     MULTI_LINE = "multi_line"  # only whitespace right of the cursor: lines may follow
 
 
-def is_identifier_char(char: str) -> bool:
-    """A character that can continue a Python identifier (letters, digits, '_', combining marks...)."""
-    return len(char) == 1 and ("a" + char).isidentifier()
+def is_identifier_char(char: str, extra: str = "") -> bool:
+    """A character that can continue an identifier: Python's (letters, digits, '_', combining marks...), or
+    one of `extra` (JavaScript's and Java's '$')."""
+    return len(char) == 1 and (("a" + char).isidentifier() or char in extra)
 
 
-def should_complete(line_text: str, character: int, invoked: bool) -> bool:
+def should_complete(line_text: str, character: int, invoked: bool, identifier_extra: str = "") -> bool:
     """Automatic completion waits while the cursor is inside or before a word; asking for it always works.
 
     Ghost text in front of `|name` would have to end exactly where the word starts, and users read it as
@@ -30,7 +31,7 @@ def should_complete(line_text: str, character: int, invoked: bool) -> bool:
     if invoked:
         return True
     character = min(max(character, 0), len(line_text))
-    return not is_identifier_char(line_text[character : character + 1])
+    return not is_identifier_char(line_text[character : character + 1], identifier_extra)
 
 
 def choose_mode(line_text: str, character: int) -> Mode:
@@ -42,8 +43,8 @@ def choose_mode(line_text: str, character: int) -> Mode:
     return Mode.MULTI_LINE if not line_text[character:].strip() else Mode.SINGLE_LINE
 
 
-def decide(line_text: str, character: int, invoked: bool) -> Mode | None:
+def decide(line_text: str, character: int, invoked: bool, identifier_extra: str = "") -> Mode | None:
     """The mode to complete in, or None for no completion."""
-    if not should_complete(line_text, character, invoked):
+    if not should_complete(line_text, character, invoked, identifier_extra):
         return None
     return choose_mode(line_text, character)

@@ -12,22 +12,38 @@ from codegen_lsp.inference.protocol import CompletionRequest
 from codegen_lsp.inference.stop_rule import StopRule
 from codegen_lsp.lsp_server.settings import Settings
 
+from ..languages import LANGUAGES, Language, canonical_language_id, enabled_language_ids, language_for_id
 from .context import CompletionContext, build_context, stop_rule_for
 from .decide import Mode, decide
 
-__all__ = ["CHARS_PER_TOKEN", "Plan", "engine_request", "is_supported_language", "max_prompt_chars", "plan"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "Plan",
+    "completed_language",
+    "engine_request",
+    "max_prompt_chars",
+    "plan",
+    "stop_patterns",
+]
 
 # The prompt the server cuts is about contextTokens * 6 characters: code averages 3-4 characters a token, so
 # the worker's token window (the exact budget) always has enough text to fill it, while a 10 MB document
 # never sends more than a few kB per keystroke.
 CHARS_PER_TOKEN = 6
 
-# CodeGen-mono was trained on Python only. Other documents are answered with no items (never an error).
-PYTHON_LANGUAGE_IDS = frozenset({"python", "python3", "py", "python-ts"})
+
+def completed_language(language_id: str | None, settings: Settings) -> Language | None:
+    """The language of a document with `language_id` if the settings (and the model) complete it, else None.
+
+    Other documents are answered with no items, never an error.
+    """
+    enabled = enabled_language_ids(settings.server.languages, settings.model.model)
+    return language_for_id(language_id) if canonical_language_id(language_id) in enabled else None
 
 
-def is_supported_language(language_id: str | None) -> bool:
-    return (language_id or "").strip().lower() in PYTHON_LANGUAGE_IDS
+def stop_patterns(language: Language, settings: Settings) -> tuple[str, ...]:
+    """The truncation patterns for `language`: the `truncateBeforePattern` setting for Python, else its own."""
+    return settings.generation.truncate_before_pattern if language.name == "python" else language.stop_patterns
 
 
 def max_prompt_chars(settings: Settings) -> int:
@@ -43,17 +59,19 @@ class Plan:
     rule: StopRule
 
 
-def plan(text: str, offset: int, settings: Settings, *, invoked: bool) -> Plan | None:
+def plan(
+    text: str, offset: int, settings: Settings, *, invoked: bool, language: Language = LANGUAGES["python"]
+) -> Plan | None:
     """Decide, then build the context and the stop rule; None: no completion at this position."""
     offset = min(max(offset, 0), len(text))
     line_start = text.rfind("\n", 0, offset) + 1
     line_end = text.find("\n", offset)
     line_text = text[line_start : len(text) if line_end < 0 else line_end].removesuffix("\r")
-    mode = decide(line_text, offset - line_start, invoked)
+    mode = decide(line_text, offset - line_start, invoked, language.identifier_extra)
     if mode is None:
         return None
-    ctx = build_context(text, offset, max_prompt_chars(settings))
-    return Plan(ctx, mode, stop_rule_for(ctx, settings.generation.truncate_before_pattern, mode))
+    ctx = build_context(text, offset, max_prompt_chars(settings), language=language)
+    return Plan(ctx, mode, stop_rule_for(ctx, stop_patterns(language, settings), mode))
 
 
 def engine_request(planned: Plan, settings: Settings, *, request_id: int, document: str) -> CompletionRequest:

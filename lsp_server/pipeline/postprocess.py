@@ -45,7 +45,7 @@ def trim_trailing_whitespace(text: str, ctx: CompletionContext) -> str:
     suffix = ctx.line_suffix
     if not suffix.strip():
         return text.rstrip()
-    keep_space = is_identifier_char(suffix[0]) or suffix[0] in "\"'([{"
+    keep_space = is_identifier_char(suffix[0], ctx.language.identifier_extra) or suffix[0] in "\"'`([{"
     trimmed = text.rstrip()
     if keep_space and trimmed and "\n" not in text[len(trimmed) :]:
         return text[: len(trimmed) + 1]  # one separating space (or tab), as the model wrote it
@@ -64,17 +64,17 @@ def remove_suffix_duplicate(text: str, ctx: CompletionContext) -> str:
     suffix = ctx.line_suffix.strip()
     if not suffix or not text.strip():
         return text
-    if first_unmatched_closer(suffix, ctx.lex) is None:
+    if first_unmatched_closer(suffix, ctx.language.syntax, ctx.lex) is None:
         while text.rstrip().endswith(suffix) and text.strip():
             text = text.rstrip()[: -len(suffix)]
         return text
     body = text.rstrip()
     if body.endswith(suffix):
         copy = len(body) - len(suffix)
-        closer = first_unmatched_closer(body, ctx.lex)
+        closer = first_unmatched_closer(body, ctx.language.syntax, ctx.lex)
         if closer is not None and closer >= copy:
             text = body[:copy]
-    closer = first_unmatched_closer(text, ctx.lex)
+    closer = first_unmatched_closer(text, ctx.language.syntax, ctx.lex)
     return text if closer is None else text[:closer]
 
 
