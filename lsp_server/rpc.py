@@ -237,11 +237,9 @@ class StreamServer(LanguageServer):
 
     encoding = "utf-16"  # the position encoding negotiated in `initialize`
     stderr_reaches_client = False  # on stdio, editors read our stderr too (logging_setup.py)
-    exit_code: int | None = None
-    _finished: asyncio.Future[int] | None = None
+    _finished: asyncio.Future[int] | None = None  # the exit code, once `exit` came or the client left
 
     def finish(self, code: int) -> None:
-        self.exit_code = code
         if self._finished is not None and not self._finished.done():
             self._finished.set_result(code)
 

@@ -15,6 +15,7 @@ from codegen_lsp.inference.protocol import (
     RequestCancelled,
 )
 from codegen_lsp.inference.worker import RequestQueue
+from tests.test_worker import until_sent, worker_frozen
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n"
 
@@ -130,9 +131,13 @@ async def test_a_keystroke_in_one_document_is_answered_before_long_work_in_anoth
             order.append(r.request_id)
             return result
 
-        long = asyncio.create_task(ask(request(1, "file:///long.py", max_new_tokens=200)))
-        await asyncio.sleep(0.3)  # the long one is running
-        short = await asyncio.wait_for(ask(request(2, "file:///typed.py", max_new_tokens=4)), 60)
+        with worker_frozen(engine):  # both wait in the worker, however fast this machine runs the tiny model
+            long = asyncio.create_task(ask(request(1, "file:///long.py", max_new_tokens=200)))
+            await until_sent(engine, 1)
+            short_task = asyncio.create_task(ask(request(2, "file:///typed.py", max_new_tokens=4)))
+            await until_sent(engine, 2)
+            await asyncio.sleep(0.3)  # through the pipe
+        short = await asyncio.wait_for(short_task, 60)
         assert short.request_id == 2
         finished = await asyncio.wait_for(long, 120)
         assert finished.request_id == 1 and order == [2, 1]  # both answered, the keystroke first
