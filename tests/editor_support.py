@@ -59,13 +59,15 @@ def editor_settings(model_dir: Path | str) -> dict[str, object]:
     return {"model": str(model_dir), "device": "cpu", "dtype": "float32", "maxNewTokens": MAX_NEW_TOKENS}
 
 
-def cli_complete(model_dir: Path | str, path: Path, line: int, character: int) -> dict:
+def cli_complete(
+    model_dir: Path | str, path: Path, line: int, character: int, max_new_tokens: int = MAX_NEW_TOKENS
+) -> dict:
     """`codegen-lsp complete --json` for the file at (line, character), with editor_settings()."""
     command = [
         sys.executable, "-m", "codegen_lsp.lsp_server", "complete",
         "--model", str(model_dir), str(path),
         "--line", str(line), "--character", str(character),
-        "--device", "cpu", "--dtype", "float32", "--max-new-tokens", str(MAX_NEW_TOKENS), "--json",
+        "--device", "cpu", "--dtype", "float32", "--max-new-tokens", str(max_new_tokens), "--json",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=server_env(), cwd=REPO, timeout=120)
     if done.returncode != 0:
@@ -129,6 +131,62 @@ def _find_case(model_dir: str) -> EditorCase:
 def editor_case(model_dir: Path) -> EditorCase:
     """The shared case (computed once per test session, whichever editor test asks first)."""
     return _find_case(str(model_dir))
+
+
+# -- on screen: the bundled model, a person typing -----------------------------------------------------------
+
+SCREEN_MAX_NEW_TOKENS = 24
+SCREEN_SETTINGS: dict[str, object] = {
+    "model": "bundled",
+    "device": "cpu",
+    "dtype": "float32",
+    "maxNewTokens": SCREEN_MAX_NEW_TOKENS,
+}
+EXAMPLE = REPO / "examples" / "inventory.py"
+EXAMPLE_CUT = "    def add(self, name, count=1):\n"  # the file ends here; the person types the body's first line
+
+
+@dataclass(frozen=True)
+class ScreenCase:
+    """examples/inventory.py up to `def add(...):`, where a person types `typed` on the next line."""
+
+    path: Path
+    text: str  # on disk when the editor opens it
+    typed: str
+
+    @property
+    def typed_text(self) -> str:
+        return self.text + self.typed
+
+    @property
+    def line(self) -> int:
+        return self.typed_text.count("\n")
+
+    @property
+    def character(self) -> int:
+        return len(self.typed_text.split("\n")[-1])
+
+
+def screen_case(folder: Path, typed: str = "        if") -> ScreenCase:
+    source = EXAMPLE.read_text(encoding="utf-8")
+    text = source[: source.index(EXAMPLE_CUT) + len(EXAMPLE_CUT)]
+    path = folder / "inventory.py"
+    path.write_text(text, encoding="utf-8")
+    return ScreenCase(path, text, typed)
+
+
+@functools.cache
+def _bundled_completion(text: str, line: int, character: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="codegen-lsp-screen-") as folder:
+        path = Path(folder) / "inventory.py"
+        path.write_text(text, encoding="utf-8")
+        return cli_complete("bundled", path, line, character, SCREEN_MAX_NEW_TOKENS)["completion"]
+
+
+def screen_completion(case: ScreenCase, final_newline: bool = False) -> str:
+    """What the CLI completes with SCREEN_SETTINGS once `typed` is typed: the ghost text the editor shows.
+    Neovim and Emacs keep a final newline after the typed line (`final_newline`); VS Code does not add one."""
+    return _bundled_completion(case.typed_text + ("\n" if final_newline else ""), case.line, case.character)
 
 
 # -- a scripted server for multi-line suggestions -----------------------------------------------------------

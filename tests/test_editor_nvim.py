@@ -39,7 +39,7 @@ def test_plugin_loads_and_builds_its_lsp_config(tmp_path: Path) -> None:
         "local c = p.lsp_config()\n"
         "assert(vim.deep_equal(c.cmd, { 'codegen-lsp', '--stdio' }), vim.inspect(c.cmd))\n"
         "assert(c.init_options.maxNewTokens == 8 and c.settings.codegenLsp.maxNewTokens == 8)\n"
-        "assert(vim.deep_equal(c.filetypes, { 'python' }))\n"
+        "assert(vim.deep_equal(c.filetypes, { 'c', 'cpp', 'go', 'java', 'javascript', 'javascriptreact', 'python' }))\n"
         "p.setup({})\n"
         "assert(p.lsp_config().init_options == nil, 'no settings: nothing sent (not an empty JSON list)')\n"
         "for _, m in ipairs({ 'inline', 'completion', 'compat', 'config' }) do\n"

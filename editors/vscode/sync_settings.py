@@ -23,6 +23,10 @@ from codegen_lsp.lsp_server.settings import vscode_configuration_properties  # n
 
 SECTION = "codegenLsp"
 
+# The VS Code language ids the extension gives the server by default (`codegenLsp.enabledLanguages`); the
+# extension activates when a document of one of them opens (package.json's activationEvents).
+LANGUAGES = ("c", "cpp", "go", "java", "javascript", "javascriptreact", "python")
+
 # Read by src/extension.ts (EXTENSION_ONLY_KEYS in src/settings.ts), never sent to the server.
 EXTENSION_PROPERTIES: dict[str, dict[str, Any]] = {
     f"{SECTION}.serverCommand": {
@@ -40,6 +44,13 @@ EXTENSION_PROPERTIES: dict[str, dict[str, Any]] = {
         "stdin/stdout. Changing them restarts the server.",
         "scope": "machine-overridable",
     },
+    f"{SECTION}.enabledLanguages": {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": list(LANGUAGES),
+        "markdownDescription": "VS Code language ids of the documents the extension gives the server (it completes "
+        "those it knows). Changing them restarts the server.",
+    },
     f"{SECTION}.trace.server": {
         "type": "string",
         "enum": ["off", "messages", "verbose"],
@@ -54,6 +65,10 @@ def expected_properties() -> dict[str, dict[str, Any]]:
     return {**vscode_configuration_properties(section=SECTION), **EXTENSION_PROPERTIES}
 
 
+def expected_activation_events() -> list[str]:
+    return [f"onLanguage:{language}" for language in LANGUAGES]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if package.json is out of date")
@@ -61,19 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     package = json.loads(PACKAGE_JSON.read_text(encoding="utf-8"))
     properties = package["contributes"]["configuration"]["properties"]
     wanted = json.loads(json.dumps(expected_properties()))
-    if properties == wanted and list(properties) == list(wanted):  # compared as values: npm writes 0.0 as 0
+    events = expected_activation_events()
+    # compared as values: npm writes 0.0 as 0
+    if properties == wanted and list(properties) == list(wanted) and package.get("activationEvents") == events:
         return 0
     if args.check:
         sys.stdout.writelines(
             difflib.unified_diff(
-                json.dumps(properties, indent=2).splitlines(keepends=True),
-                json.dumps(wanted, indent=2).splitlines(keepends=True),
+                json.dumps({"activationEvents": package.get("activationEvents"), **properties}, indent=2).splitlines(
+                    keepends=True
+                ),
+                json.dumps({"activationEvents": events, **wanted}, indent=2).splitlines(keepends=True),
                 "package.json",
-                "lsp_server/settings.py",
+                "lsp_server/settings.py + sync_settings.py",
             )
         )
         print("package.json is out of date: run python3 editors/vscode/sync_settings.py", file=sys.stderr)
         return 1
+    package["activationEvents"] = events
     package["contributes"]["configuration"]["properties"] = wanted
     PACKAGE_JSON.write_text(json.dumps(package, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0

@@ -1,4 +1,5 @@
-// Starts codegen-lsp for Python files; VS Code shows its inline completions as ghost text (Tab accepts).
+// Starts codegen-lsp for the languages in `codegenLsp.enabledLanguages` once a document of one of them is open;
+// VS Code shows its inline completions as ghost text (Tab accepts).
 //
 // vscode-languageclient >= 10 implements `textDocument/inlineCompletion` (LSP 3.18) as a regular feature;
 // on 9.x it was a proposed one, which `registerProposedFeatures()` turned on (a no-op now, kept for that).
@@ -13,12 +14,21 @@ import {
 } from 'vscode-languageclient/node';
 
 import { logServerLine } from './serverLog';
-import { SECTION, serverLaunch, serverSettingKeys, serverSettings } from './settings';
+import {
+    DocumentFilter,
+    SECTION,
+    documentSelector,
+    selects,
+    serverLaunch,
+    serverSettingKeys,
+    serverSettings,
+} from './settings';
+import { TraceChannel, traceLevel } from './traceChannel';
 
 let client: LanguageClient | undefined;
 let settingKeys: string[] = [];
 let output: vscode.LogOutputChannel;
-let trace: vscode.LogOutputChannel;
+let trace: TraceChannel;
 
 function configuration(): vscode.WorkspaceConfiguration {
     return vscode.workspace.getConfiguration(SECTION);
@@ -27,6 +37,14 @@ function configuration(): vscode.WorkspaceConfiguration {
 function currentSettings(): Record<string, unknown> {
     const config = configuration();
     return serverSettings(settingKeys, (key) => config.get(key));
+}
+
+function selector(): DocumentFilter[] {
+    return documentSelector(configuration().get('enabledLanguages'));
+}
+
+function isServed(document: vscode.TextDocument): boolean {
+    return selects(selector(), document.uri.scheme, document.languageId);
 }
 
 function lines(input: NodeJS.ReadableStream, onLine: (line: string) => void): void {
@@ -38,10 +56,7 @@ function createClient(): LanguageClient {
     const launch = serverLaunch((key) => config.get(key), os.homedir());
     const serverOptions: ServerOptions = { command: launch.command, args: launch.args, options: { env: process.env } };
     const clientOptions: LanguageClientOptions = {
-        documentSelector: [
-            { scheme: 'file', language: 'python' },
-            { scheme: 'untitled', language: 'python' },
-        ],
+        documentSelector: selector(),
         initializationOptions: currentSettings,
         outputChannel: output, // the server's stderr (its log) and window/logMessage land here
         traceOutputChannel: trace,
@@ -73,6 +88,7 @@ async function startClient(): Promise<void> {
     client = createClient();
     try {
         await client.start();
+        askAgainIfTypedBeforeStart();
     } catch (error) {
         output.error(`Could not start the server: ${String(error)}`);
         void vscode.window
@@ -87,6 +103,33 @@ async function startClient(): Promise<void> {
                 }
             });
     }
+}
+
+/**
+ * VS Code asks inline providers on each edit, and none was registered for the keys typed while the server
+ * started: without this the first suggestion would wait for the next keystroke. The server answers once
+ * its model is ready.
+ */
+function askAgainIfTypedBeforeStart(): void {
+    const editor = vscode.window.activeTextEditor;
+    if (editor !== undefined && editor.document.isDirty && isServed(editor.document)) {
+        void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    }
+}
+
+/** Start the server with the first served document (at once if one is open already). */
+async function startWithFirstServedDocument(context: vscode.ExtensionContext): Promise<void> {
+    if (vscode.workspace.textDocuments.some(isServed)) {
+        await startClient();
+        return;
+    }
+    const waiting = vscode.workspace.onDidOpenTextDocument((document) => {
+        if (client === undefined && isServed(document)) {
+            waiting.dispose();
+            void startClient();
+        }
+    });
+    context.subscriptions.push(waiting);
 }
 
 async function stopClient(): Promise<void> {
@@ -109,21 +152,31 @@ async function restartClient(): Promise<void> {
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
     settingKeys = serverSettingKeys(context.extension.packageJSON);
     output = vscode.window.createOutputChannel('CodeGen LSP', { log: true });
-    trace = vscode.window.createOutputChannel('CodeGen LSP Trace', { log: true });
+    trace = new TraceChannel(
+        vscode.window.createOutputChannel('CodeGen LSP Trace'),
+        traceLevel(configuration().get('trace.server')),
+    );
     context.subscriptions.push(
         output,
         trace,
         vscode.commands.registerCommand(`${SECTION}.restartServer`, restartClient),
         vscode.commands.registerCommand(`${SECTION}.showOutput`, () => output.show(true)),
+        vscode.commands.registerCommand(`${SECTION}.showTrace`, () => trace.show(true)),
         vscode.workspace.onDidChangeConfiguration((event) => {
             if (!event.affectsConfiguration(SECTION)) {
                 return;
             }
+            if (event.affectsConfiguration(`${SECTION}.trace.server`)) {
+                trace.setLevel(traceLevel(configuration().get('trace.server')));
+            }
             if (
                 event.affectsConfiguration(`${SECTION}.serverCommand`) ||
-                event.affectsConfiguration(`${SECTION}.serverArgs`)
+                event.affectsConfiguration(`${SECTION}.serverArgs`) ||
+                event.affectsConfiguration(`${SECTION}.enabledLanguages`)
             ) {
-                void restartClient();
+                if (client !== undefined) {
+                    void restartClient();
+                }
             } else if (client?.isRunning()) {
                 void client.sendNotification(DidChangeConfigurationNotification.type, {
                     settings: { [SECTION]: currentSettings() },
@@ -131,7 +184,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             }
         }),
     );
-    await startClient();
+    await startWithFirstServedDocument(context);
 }
 
 export function deactivate(): Promise<void> {

@@ -4,7 +4,7 @@
 export const SECTION = 'codegenLsp';
 
 /** Settings only the extension reads (sync_settings.py declares them); the server would warn about them. */
-export const EXTENSION_ONLY_KEYS: readonly string[] = ['serverCommand', 'serverArgs', 'trace.server'];
+export const EXTENSION_ONLY_KEYS: readonly string[] = ['serverCommand', 'serverArgs', 'enabledLanguages', 'trace.server'];
 
 interface ConfigurationProperties {
     [key: string]: { default?: unknown };
@@ -61,4 +61,26 @@ export function serverLaunch(get: (key: string) => unknown, home: string): Serve
         command: executable,
         args: Array.isArray(args) ? args.filter((arg): arg is string => typeof arg === 'string') : ['serve', '--stdio'],
     };
+}
+
+/** A document the extension gives the server: a file or an untitled buffer in one of `languages`. */
+export interface DocumentFilter {
+    scheme: string;
+    language: string;
+}
+
+/** The client's document selector for `codegenLsp.enabledLanguages` (VS Code language ids). */
+export function documentSelector(languages: unknown): DocumentFilter[] {
+    const ids = Array.isArray(languages)
+        ? languages.filter((id): id is string => typeof id === 'string' && id.trim() !== '').map((id) => id.trim())
+        : [];
+    return [...new Set(ids)].flatMap((language) => [
+        { scheme: 'file', language },
+        { scheme: 'untitled', language },
+    ]);
+}
+
+/** Whether a document (its URI scheme and language id) is one the selector gives the server. */
+export function selects(selector: readonly DocumentFilter[], scheme: string, languageId: string): boolean {
+    return selector.some((filter) => filter.scheme === scheme && filter.language === languageId);
 }

@@ -4,8 +4,9 @@ local M = {}
 M.defaults = {
   -- How to start the server: a list (argv) that speaks LSP on stdin/stdout.
   cmd = { 'codegen-lsp', 'serve', '--stdio' },
-  -- Buffers the server is started for (CodeGen-mono knows Python).
-  filetypes = { 'python' },
+  -- Buffers the server is started for: the six languages CodeGen was trained on (Neovim's filetype is the LSP
+  -- language id). The server completes those its `languages` setting enables (`auto`: what the model knows).
+  filetypes = { 'c', 'cpp', 'go', 'java', 'javascript', 'javascriptreact', 'python' },
   -- The workspace root is the nearest folder holding one of these (single-file mode without one).
   root_markers = { 'pyproject.toml', 'setup.py', 'setup.cfg', 'requirements.txt', '.git' },
   -- Server settings, camelCase as in the server's README (model, device, dtype, maxNewTokens, ...).

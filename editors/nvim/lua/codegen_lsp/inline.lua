@@ -89,7 +89,9 @@ local function render(bufnr, st)
   end
   local hl = st.opts.hl_group
   local lines = vim.split(item.text, '\n', { plain = true })
-  local mark = { virt_text_pos = 'inline', hl_mode = 'combine', right_gravity = false }
+  -- right_gravity: Neovim draws the cursor before inline virtual text whose mark has right gravity, and after
+  -- it (as if typed) for left gravity (seen on screen in tests/test_editor_screens.py).
+  local mark = { virt_text_pos = 'inline', hl_mode = 'combine', right_gravity = true }
   if lines[1] ~= '' then
     mark.virt_text = { { lines[1], hl } }
   end

@@ -1,0 +1,288 @@
+"""Neovim and Emacs on screen: each editor runs in tmux as a person would use it (keys in with send-keys, the
+screen read back with capture-pane), with the bundled model, on examples/inventory.py cut after `def add(...):`.
+
+A person types `        if`: the ghost text must show at the cursor (the cursor stays after `if`, the rest of
+the line and the lines below are the completion `codegen-lsp complete` gives there, in the ghost's own colour);
+then the keys the editor's README lists accept a word, a line, everything, or dismiss it. The buffer is read
+through the editor's own server socket (nvim --remote-expr, emacsclient) to check what was inserted. Go and
+JavaScript buffers attach: the server logs their didOpen with the editor's language id.
+
+Set CODEGEN_LSP_SCREENSHOTS=<folder> to keep a picture of each screen with ghost text (scripts/screenshots.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.editor_support import EDITORS, SCREEN_SETTINGS, ScreenCase, screen_case, screen_completion, server_env
+from tests.tmux_screen import TmuxScreen, save_screenshot, tmux
+
+pytestmark = [pytest.mark.editor, pytest.mark.slow]
+
+GO = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("hello")\n}\n'
+JS = "function greet(name) {\n  return 'hello ' + name;\n}\n"
+
+
+def _need(tool: str) -> str:
+    if tmux() is None:
+        pytest.skip("tmux is not installed")
+    path = shutil.which(tool)
+    if path is None:
+        pytest.skip(f"{tool} is not installed (editors/setup_tests.sh)")
+    return path
+
+
+def _project(tmp_path: Path) -> ScreenCase:
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "main.go").write_text(GO)
+    (project / "app.js").write_text(JS)
+    return screen_case(project)
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout_s: float = 30, show: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s} s for {what}: {show()}")
+        time.sleep(0.1)
+
+
+def _ghost_at_cursor(screen: TmuxScreen, line_before: str, completion: str, timeout_s: float = 120) -> None:
+    """The screen shows `completion` after `line_before` on the cursor's row (and its further lines below), and
+    the cursor sits right after `line_before`."""
+    first, *rest = completion.split("\n")
+
+    def shown() -> bool:
+        row, column = screen.cursor()
+        lines = screen.lines()
+        row_text = lines[row].rstrip()
+        if not first.strip() or not row_text.endswith((line_before + first).rstrip()):
+            return False
+        if column != len(row_text) - len(first.rstrip()):  # the cursor stays before the ghost
+            return False
+        below = lines[row + 1 : row + 1 + len(rest)]
+        return all(b.rstrip().endswith(r.rstrip()) for b, r in zip(below, rest, strict=True))
+
+    screen.wait(shown, f"the ghost text {completion!r} after {line_before!r} at the cursor", timeout_s)
+
+
+def _ghost_coloured_apart(screen: TmuxScreen, typed_word: str, ghost_word: str) -> None:
+    """On the cursor's row the ghost's first word has other SGR attributes than the typed text."""
+    row, _ = screen.cursor()
+    line = screen.ansi().split("\n")[row]
+    assert re.search(r"\x1b\[[0-9;]*m\s*" + re.escape(ghost_word.strip()), line), repr(line)
+    typed_at, ghost_at = line.find(typed_word), line.find(ghost_word.strip())
+    assert 0 <= typed_at < ghost_at
+    styles = re.findall(r"\x1b\[[0-9;]*m", line[typed_at:ghost_at])
+    assert styles, f"the ghost text looks like the typed text: {line!r}"
+
+
+def _screenshot(screen: TmuxScreen, name: str, title: str) -> None:
+    folder = os.environ.get("CODEGEN_LSP_SCREENSHOTS")
+    if folder:
+        save_screenshot(screen, Path(folder) / name, title)
+
+
+def _case_file(tmp_path: Path, server: list[str]) -> Path:
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps({"server": server, "settings": SCREEN_SETTINGS | {"logLevel": "debug"}}))
+    return path
+
+
+SERVER = [sys.executable, "-m", "codegen_lsp.lsp_server", "serve", "--stdio"]
+
+
+# -- Neovim --------------------------------------------------------------------------------------------------
+
+
+class Nvim:
+    def __init__(self, nvim: str, socket: Path):
+        self.nvim, self.socket = nvim, socket
+
+    def expr(self, expression: str) -> str:
+        done = subprocess.run(
+            [self.nvim, "--server", str(self.socket), "--remote-expr", expression],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def line(self) -> str:
+        return self.expr("getline('.')")
+
+    def buffer(self) -> str:
+        return self.expr("join(getline(1, '$'), \"\\n\")")
+
+    def attached(self) -> int:
+        return int(self.expr("luaeval('#vim.lsp.get_clients({bufnr = 0, name = \"codegen_lsp\"})')"))
+
+
+def test_nvim_ghost_text_on_screen(tmp_path: Path) -> None:
+    nvim_path = _need("nvim")
+    case = _project(tmp_path)
+    socket = tmp_path / "nvim.sock"
+    state = tmp_path / "state"
+    env = server_env() | {
+        "CODEGEN_LSP_TEST_CASE": str(_case_file(tmp_path, SERVER)),
+        "XDG_STATE_HOME": str(state),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    init = EDITORS / "nvim" / "test" / "screen_init.lua"
+    command = [nvim_path, "--clean", "-u", str(init), "--listen", str(socket), str(case.path)]
+    completion = screen_completion(case, final_newline=True)
+    first_word = re.match(r"\s*\w+", completion).group(0)
+    first_line = completion.split("\n")[0]
+    typed_line = case.typed_text.split("\n")[-1]
+    with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=30) as screen:
+        screen.wait_for_text("class Inventory")
+        nvim = Nvim(nvim_path, socket)
+        _wait(lambda: nvim.attached() == 1, "the server to attach")
+        screen.keys("G", "o")
+        screen.type(case.typed)
+        _ghost_at_cursor(screen, typed_line, completion)
+        _ghost_coloured_apart(screen, "if", first_word)
+        assert nvim.buffer() == case.typed_text, "the ghost text is not in the buffer"
+        _screenshot(screen, "nvim.png", "nvim inventory.py — codegen-lsp")
+
+        screen.keys("M-Right")  # accept a word
+        _wait(lambda: nvim.line() == typed_line + first_word, f"M-Right to insert {first_word!r}")
+        _ghost_at_cursor(screen, typed_line + first_word, completion[len(first_word) :], 30)
+
+        screen.keys("C-M-Right")  # accept the line
+        _wait(lambda: nvim.line() == typed_line + first_line, "M-C-Right to insert the rest of the line")
+
+        screen.keys("Tab")  # accept the rest
+        _wait(lambda: nvim.buffer() == case.typed_text + completion, "Tab to insert the rest")
+
+        screen.keys("Enter")
+        screen.type("if count")
+        screen.wait(lambda: len(screen.lines()[screen.cursor()[0]].rstrip()) > screen.cursor()[1], "ghost text")
+        screen.keys("C-]")  # dismiss
+        screen.wait(
+            lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"), "C-] to dismiss the ghost text"
+        )
+        assert nvim.line().endswith("if count")
+
+        screen.keys("Escape")
+        screen.type(":w")
+        screen.keys("Enter")
+        _wait(lambda: case.path.read_text() == nvim.buffer() + "\n", ":w to save the file")
+        log = state / "nvim" / "lsp.log"
+        for name, language in (("main.go", "go"), ("app.js", "javascript")):
+            screen.type(f":e {name}")
+            screen.keys("Enter")
+            _wait(lambda: nvim.attached() == 1, f"the server to attach to {name}")
+            opened = re.compile(rf"opened file://\S+/{re.escape(name)} \({language}, ")
+            _wait(lambda o=opened: o.search(log.read_text()) is not None, f"the server to open {name} as {language}")
+
+
+# -- Emacs ---------------------------------------------------------------------------------------------------
+
+
+class Emacs:
+    def __init__(self, socket_dir: Path):
+        self.socket = socket_dir / "server"
+        self.client = shutil.which("emacsclient")
+        assert self.client is not None
+
+    def eval(self, form: str) -> str:
+        done = subprocess.run(
+            [self.client, "-s", str(self.socket), "--eval", form], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def text(self, form: str) -> str:
+        """A string-valued FORM, evaluated in the selected window's buffer."""
+        printed = self.eval(f"(with-current-buffer (window-buffer (selected-window)) (codegen-lsp-test-base64 {form}))")
+        return base64.b64decode(printed.strip('"')).decode("utf-8")
+
+    def buffer(self) -> str:
+        return self.text("(buffer-substring-no-properties (point-min) (point-max))")
+
+    def line(self) -> str:
+        return self.text("(buffer-substring-no-properties (line-beginning-position) (line-end-position))")
+
+    def managed(self) -> bool:
+        form = "(with-current-buffer (window-buffer (selected-window)) (and (eglot-current-server) t))"
+        return self.eval(form) == "t"
+
+    def events(self) -> str:
+        """Eglot's events buffer: the messages between Emacs and the server (its logMessages among them)."""
+        events = (
+            "(let ((b (cl-find-if (lambda (b) (string-match-p \"\\\\`\\\\*EGLOT.*events\\\\*\\\\'\" (buffer-name b)))"
+            " (buffer-list)))) (if b (with-current-buffer b (buffer-string)) \"\"))"
+        )
+        return self.text(events)
+
+
+def test_emacs_ghost_text_on_screen(tmp_path: Path) -> None:
+    emacs_path = _need("emacs")
+    _need("emacsclient")
+    case = _project(tmp_path)
+    sockets = tmp_path / "emacs-server"
+    sockets.mkdir(mode=0o700)
+    env = server_env() | {
+        "CODEGEN_LSP_TEST_CASE": str(_case_file(tmp_path, SERVER)),
+        "CODEGEN_LSP_EMACS_SOCKET": str(sockets),
+        "HOME": str(tmp_path / "home"),
+    }
+    init = EDITORS / "emacs" / "test" / "screen-init.el"
+    command = [emacs_path, "-nw", "-Q", "-l", str(init), str(case.path)]
+    completion = screen_completion(case)  # M-> goes past the final newline: none after the typed line
+    first_word = re.match(r"\s*\w+", completion).group(0)
+    first_line = completion.split("\n")[0]
+    typed_line = case.typed_text.split("\n")[-1]
+    with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=32) as screen:
+        screen.wait_for_text("class Inventory")
+        emacs = Emacs(sockets)
+        _wait(lambda: (sockets / "server").exists() and emacs.managed(), "Eglot to manage the buffer", 60)
+        screen.keys("M->")
+        screen.type(case.typed)
+        _ghost_at_cursor(screen, typed_line, completion)
+        _ghost_coloured_apart(screen, "if", first_word)
+        assert emacs.buffer() == case.typed_text, "the ghost text is not in the buffer"
+        _screenshot(screen, "emacs.png", "emacs inventory.py — codegen-lsp")
+
+        screen.keys("M-Right")  # accept a word
+        _wait(lambda: emacs.line() == typed_line + first_word, f"M-<right> to insert {first_word!r}", show=emacs.line)
+        _ghost_at_cursor(screen, typed_line + first_word, completion[len(first_word) :], 30)
+
+        screen.keys("M-Down")  # accept the line
+        _wait(lambda: emacs.line() == typed_line + first_line, "M-<down> to insert the rest of the line")
+
+        screen.keys("Tab")  # accept the rest
+        _wait(lambda: emacs.buffer() == case.typed_text + completion, "TAB to insert the rest")
+
+        screen.keys("Enter")
+        screen.type("if count")
+        screen.wait(lambda: len(screen.lines()[screen.cursor()[0]].rstrip()) > screen.cursor()[1], "ghost text")
+        screen.keys("C-g")  # dismiss
+        screen.wait(
+            lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"), "C-g to dismiss the ghost text"
+        )
+        assert emacs.line().endswith("if count")
+
+        screen.keys("C-x", "C-s")
+        _wait(lambda: case.path.read_text() == emacs.buffer(), "C-x C-s to save the file")
+        for name, language in (("main.go", "go"), ("app.js", "javascript")):
+            screen.keys("C-x", "C-f")
+            screen.type(str(case.path.parent / name))
+            screen.keys("Enter")
+            managed = lambda n=name: emacs.text("(buffer-name)") == n and emacs.managed()  # noqa: E731
+            _wait(managed, f"Eglot to manage {name}", 60, screen.text)
+            opened = re.compile(rf"opened file://\S+/{re.escape(name)} \({language}, ")
+            _wait(lambda o=opened: o.search(emacs.events()) is not None, f"the server to open {name} as {language}")
