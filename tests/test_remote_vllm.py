@@ -183,6 +183,10 @@ class Switch:
     def off(self) -> None:
         """Refuse new connections and cut the open ones (the client keeps connections alive)."""
         if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(); close() does not
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         for sock in self._live:
