@@ -1,9 +1,10 @@
 """Engine benchmarks, ours against transformers in the same run (commands, never tests).
 
-    codegen-lsp bench engine [--dtypes float32,bfloat16] [--prefill 1024] [--decode 32] [--repeats 3]
+    codegen-lsp bench engine [--dtypes float32,bfloat16,int8] [--prefill 1024] [--decode 32] [--repeats 3]
     codegen-lsp bench memory [--dtypes float32,bfloat16]
 
-A CodeGen-350M-shaped model with random weights, written once in the Hub layout; both engines load that file.
+A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
+Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import measure_read_bandwidth, median_time, random_checkpoint
+from benchmarks.common import bench_checkpoint, ctranslate2_peer, measure_read_bandwidth, median_time
 from codegen_lsp.inference.device import DTYPES
 
 
@@ -37,13 +38,18 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, d
     def run_prefill_short() -> torch.Tensor:
         return prefill(model, prompt[:8], 0, cache)
 
-    # Bytes of weights one decode step reads: every matrix once, but only one row of the embedding.
-    read = {name: p for name, p in model.named_parameters() if name != "wte.weight" or config.tie_word_embeddings}
-    step_bytes = sum(p.numel() * p.element_size() for p in read.values())
+    # Bytes of weights one decode step reads: every matrix once (int8 ones are buffers, with their scales), but
+    # only one row of the embedding.
+    tensors = dict(model.named_parameters()) | {n: b for n, b in model.named_buffers() if not n.startswith("rotary")}
+    read = {name: t for name, t in tensors.items() if name != "wte.weight" or config.tie_word_embeddings}
+    step_bytes = sum(t.numel() * t.element_size() for t in read.values())
     return run_prefill, run_decode, step_bytes
 
 
 def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str):
+    """transformers' CodeGen, or why it has no column for this dtype."""
+    if dtype not in DTYPES:
+        return "—"
     from transformers import CodeGenForCausalLM, DynamicCache
 
     model = CodeGenForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype]).eval().to(device)
@@ -64,39 +70,67 @@ def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode
     return run_prefill, run_decode
 
 
+def ctranslate2_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str, threads: int):
+    """CTranslate2's Generator: prefill = the prompt and one generated token; decode = n_decode tokens after an
+    8-token prompt, like ours. Or why it has no column for this dtype."""
+    peer = ctranslate2_peer(folder, dtype, threads, device)
+    if isinstance(peer, str):
+        return peer
+    ids = prompt.tolist()
+    return (lambda: peer.generate(ids, 1)), (lambda: peer.generate(ids[:8], n_decode))
+
+
 def engine_benchmark(args: argparse.Namespace) -> str:
     torch.set_num_threads(args.threads)
-    folder = random_checkpoint(Path(args.workdir) / "codegen-350M-random")
+    folder = bench_checkpoint(args)
     prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
     ceiling = measure_read_bandwidth() if args.device == "cpu" else None
     rows = []
     for dtype in args.dtypes.split(","):
         ours_prefill, ours_decode, param_bytes = ours_runner(folder, dtype, prompt, args.decode, args.device)
-        ref_prefill, ref_decode = transformers_runner(folder, dtype, prompt, args.decode, args.device)
-        # Prefill and decode of both engines alternate, so drift on a shared machine hits both alike.
-        results = {}
-        for name, fn in (("ours prefill", ours_prefill), ("hf prefill", ref_prefill),
-                         ("ours decode", ours_decode), ("hf decode", ref_decode)):
-            results[name] = median_time(fn, args.repeats, device=args.device)
-        # both decodes include the same 8-token prefill that seeds them (small next to 31 decode steps)
-        ours_tok_s = args.decode / results["ours decode"]
-        hf_tok_s = args.decode / results["hf decode"]
-        gbs = ours_tok_s * param_bytes / 1e9
+        engines = {
+            "ours": (ours_prefill, ours_decode),
+            "transformers": transformers_runner(folder, dtype, prompt, args.decode, args.device),
+            "CTranslate2": ctranslate2_runner(folder, dtype, prompt, args.decode, args.device, args.threads),
+        }
+        # The engines alternate, prefill then decode, so that drift on a shared machine hits them alike.
+        prefill_s, decode_tok_s = {}, {}
+        for name, runner in engines.items():
+            if not isinstance(runner, str):
+                prefill_s[name] = median_time(runner[0], args.repeats, device=args.device)
+        for name, runner in engines.items():
+            if not isinstance(runner, str):
+                # every decode includes the same 8-token prefill that seeds it (small next to 31 decode steps)
+                decode_tok_s[name] = args.decode / median_time(runner[1], args.repeats, device=args.device)
+        missing = {name: runner for name, runner in engines.items() if isinstance(runner, str)}
+        gbs = decode_tok_s["ours"] * param_bytes / 1e9
         bandwidth = f"{gbs:.1f} GB/s" + (f" ({gbs / ceiling:.0%} of {ceiling:.1f})" if ceiling else "")
-        rows.append((dtype, results["ours prefill"], results["hf prefill"], ours_tok_s, hf_tok_s, bandwidth))
-        del ours_prefill, ours_decode, ref_prefill, ref_decode
+        rows.append((dtype, prefill_s, decode_tok_s, missing, bandwidth))
+        del engines, ours_prefill, ours_decode
+    peers = ("transformers", "CTranslate2")
     lines = [
-        f"CodeGen-350M shape, random weights, {args.device}, {args.threads} CPU threads, "
+        f"CodeGen-{args.shape} shape, random weights, {args.device}, {args.threads} CPU threads, "
         f"prefill {args.prefill} tokens, decode {args.decode} tokens, median of {args.repeats}"
         + (f"; memory read bandwidth (sum over 1.5 GB): {ceiling:.1f} GB/s" if ceiling else ""),
         "",
-        "| dtype | prefill ours (s) | prefill transformers (s) | prefill speed-up | decode ours (tok/s) "
-        "| decode transformers (tok/s) | decode speed-up | weights read by our decode |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dtype | prefill ours (s) | prefill transformers (s) | prefill CTranslate2 (s) | decode ours (tok/s) "
+        "| decode transformers (tok/s) | decode CTranslate2 (tok/s) | decode: ours vs fastest peer "
+        "| weights read by our decode |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for dtype, ours_p, hf_p, ours_d, hf_d, bw in rows:
-        lines.append(f"| {dtype} | {ours_p:.2f} | {hf_p:.2f} | {hf_p / ours_p:.2f}x | {ours_d:.1f} | {hf_d:.1f} "
-                     f"| {ours_d / hf_d:.2f}x | {bw} |")
+    for dtype, prefill_s, decode_tok_s, missing, bw in rows:
+        def cell(measured: dict, name: str, fmt: str, missing: dict = missing) -> str:
+            return format(measured[name], fmt) if name in measured else missing[name]
+
+        best_peer = max((decode_tok_s[p] for p in peers if p in decode_tok_s), default=None)
+        ratio = f"{decode_tok_s['ours'] / best_peer:.2f}x" if best_peer else "—"
+        lines.append(f"| {dtype} | {prefill_s['ours']:.2f} | {cell(prefill_s, 'transformers', '.2f')} "
+                     f"| {cell(prefill_s, 'CTranslate2', '.2f')} | {decode_tok_s['ours']:.1f} "
+                     f"| {cell(decode_tok_s, 'transformers', '.1f')} | {cell(decode_tok_s, 'CTranslate2', '.1f')} "
+                     f"| {ratio} | {bw} |")
+    by_dtype = {row[0]: row[2]["ours"] for row in rows}
+    if "int8" in by_dtype and "bfloat16" in by_dtype:
+        lines += ["", f"Our int8 decode is {by_dtype['int8'] / by_dtype['bfloat16']:.2f}x our bfloat16 decode."]
     return "\n".join(lines)
 
 
@@ -127,7 +161,7 @@ def memory_benchmark(args: argparse.Namespace) -> str:
     import subprocess
     import sys
 
-    folder = random_checkpoint(Path(args.workdir) / "codegen-350M-random")
+    folder = bench_checkpoint(args)
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     lines = [
         f"Peak RSS of a fresh process: load the CodeGen-350M-shaped checkpoint ({size / 1e9:.2f} GB of fp32 "
@@ -139,7 +173,7 @@ def memory_benchmark(args: argparse.Namespace) -> str:
     ]
     for dtype in args.dtypes.split(","):
         measured = {}
-        for ours in (True, False):
+        for ours in (True, False) if dtype in DTYPES else (True,):  # transformers has no int8 of ours
             code = MEMORY_PROBE.format(threads=args.threads, ours=ours, folder=str(folder), device=args.device,
                                        dtype=dtype)
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -147,14 +181,14 @@ def memory_benchmark(args: argparse.Namespace) -> str:
                 raise RuntimeError(f"the memory probe failed:\n{out.stderr[-2000:]}")
             rss, load_s = out.stdout.split()[-2:]
             measured[ours] = (int(rss) / 1e9, float(load_s))
-        (ours_rss, ours_load), (hf_rss, hf_load) = measured[True], measured[False]
+        (ours_rss, ours_load), (hf_rss, hf_load) = measured[True], measured.get(False, (float("nan"),) * 2)
         lines.append(f"| {dtype} | {ours_rss:.2f} | {hf_rss:.2f} | {ours_rss / hf_rss:.2f}x | {ours_load:.1f} "
                      f"| {hf_load:.1f} |")
     return "\n".join(lines)
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--dtypes", default="float32,bfloat16,int8")
     parser.add_argument("--prefill", type=int, default=1024)
     parser.add_argument("--decode", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)

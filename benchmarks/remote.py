@@ -21,7 +21,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from benchmarks.common import percentile, random_checkpoint
+from benchmarks.common import bench_checkpoint, percentile
 from benchmarks.vllm_server import VllmServer, metrics, vllm_python
 
 __all__ = ["add_arguments", "remote_benchmark"]
@@ -81,7 +81,7 @@ def remote_benchmark(args: argparse.Namespace) -> str:
 
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
-    folder = random_checkpoint(workdir / "codegen-350M-random")
+    folder = bench_checkpoint(args)
     export = workdir / "codegen-350M-random-gptj"
     if not (export / "model.safetensors").exists():
         export_gptj(str(folder), export, dtype="float32")

@@ -7,8 +7,10 @@ asked for (greedy, no early stop, EOS ignored, so every run does the same work).
   ... no lookup      - the same without prompt-lookup drafts (plain one-token-per-pass decoding);
   ours, reuse off    - our engine recomputing the whole prompt each time (every `--scratch-every`th keystroke);
   transformers       - CodeGenForCausalLM with its own DynamicCache kept across keystrokes and cropped to the
-                       common prefix: its best case.
-All three see the same token window (inference/window.py).
+                       common prefix: its best case (in our activation dtype: bfloat16 or float32 for int8);
+  CTranslate2        - (float32 and int8, when installed) generate_batch with the prefix that no keystroke
+                       changes as its cached static_prompt: its best case.
+All see the same token window (inference/window.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import percentile, random_checkpoint
+from benchmarks.common import CTranslate2Peer, bench_checkpoint, ctranslate2_peer, percentile
 from codegen_lsp.inference.device import resolve_dtype
 from codegen_lsp.inference.engine import Engine, common_prefix_length
 from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
@@ -94,6 +96,23 @@ def time_transformers(hf: TransformersBestCase, prompts: list[str], encode, budg
     return {"latencies": latencies, "computed": computed, "hit": hit}
 
 
+def time_ctranslate2(peer: CTranslate2Peer, prompts: list[str], encode, budget: int, new_tokens: int) -> dict:
+    """The prefix every keystroke's window shares is CTranslate2's static prompt, cached once before timing."""
+    opening, *windows = (fit_window(prompt, encode, budget)[0] for prompt in [prompts[0][:-1], *prompts])
+    static_len = min(min(common_prefix_length(opening, ids) for ids in windows), min(map(len, windows)) - 1,
+                     len(opening) - 1)
+    static = opening[:static_len]
+    peer.generate(opening[static_len:], new_tokens, static)  # caches the static prompt's state
+    latencies, computed, hit = [], [], []
+    for ids in windows:
+        start = time.perf_counter()
+        peer.generate(ids[static_len:], new_tokens, static)
+        latencies.append(time.perf_counter() - start)
+        computed.append(len(ids) - static_len)
+        hit.append(static_len / len(ids))
+    return {"latencies": latencies, "computed": computed, "hit": hit}
+
+
 def decode_alone(engine: Engine, prompt: str, new_tokens: int, repeats: int = 5) -> float:
     """Seconds to decode `new_tokens` after a prefilled prompt: the floor a keystroke can reach."""
     ids = engine.tokenizer.encode(prompt)[-CONTEXT_TOKENS:]
@@ -110,13 +129,13 @@ def decode_alone(engine: Engine, prompt: str, new_tokens: int, repeats: int = 5)
 
 def typing_benchmark(args: argparse.Namespace) -> str:
     torch.set_num_threads(args.threads)
-    folder = random_checkpoint(Path(args.workdir) / "codegen-350M-random")
+    folder = bench_checkpoint(args)
     source_path = Path(sysconfig.get_paths()["stdlib"]) / args.file
     source = source_path.read_text(encoding="utf-8")
     options = GenerationOptions(max_new_tokens=args.new_tokens, context_tokens=CONTEXT_TOKENS)
     lines = [
         f"Typing replay: {source_path.name}, cursor after ~{args.tokens_before} tokens, {args.keystrokes} keystrokes, "
-        f"{args.new_tokens} new tokens each (greedy, no early stop), CodeGen-350M shape (random weights), "
+        f"{args.new_tokens} new tokens each (greedy, no early stop), CodeGen-{args.shape} shape (random weights), "
         f"{args.device}, {args.threads} CPU threads. Ours without reuse: every {args.scratch_every}th keystroke.",
         "",
         "| dtype | engine | p50 (s) | p95 (s) | tokens computed / keystroke | cache hit rate |",
@@ -125,7 +144,7 @@ def typing_benchmark(args: argparse.Namespace) -> str:
     checks = []
     for dtype_arg in args.dtypes.split(","):
         dtype = resolve_dtype(dtype_arg, torch.device(args.device))
-        loaded = load_folder(folder, args.device, str(dtype).removeprefix("torch."))
+        loaded = load_folder(folder, args.device, dtype_arg)
         prompts = replay_prompts(source, loaded.tokenizer.encode_with_offsets, args.tokens_before, args.keystrokes)
         reuse, scratch = Engine(loaded, cache_slots=2), Engine(loaded, cache_slots=1, cache_reuse=False)
         no_lookup = Engine(loaded, cache_slots=1, prompt_lookup=False)
@@ -140,6 +159,13 @@ def typing_benchmark(args: argparse.Namespace) -> str:
         rows["transformers best case"] = time_transformers(hf, prompts, loaded.tokenizer.encode_with_offsets,
                                                            reuse.budget(options), args.new_tokens)
         del hf
+        peer = ctranslate2_peer(folder, dtype_arg, args.threads, args.device)
+        if not isinstance(peer, str):
+            rows["CTranslate2 best case (static prompt)"] = time_ctranslate2(
+                peer, prompts, loaded.tokenizer.encode_with_offsets, reuse.budget(options), args.new_tokens)
+        elif peer != "—":
+            lines.append(f"| {dtype_arg} | CTranslate2 | {peer} | | | |")
+        del peer
         name = f"{dtype_arg} ({str(dtype).removeprefix('torch.')})" if dtype_arg == "auto" else dtype_arg
         for engine_name, row in rows.items():
             lines.append(
@@ -151,6 +177,9 @@ def typing_benchmark(args: argparse.Namespace) -> str:
         plain = statistics.median(rows["ours, reuse on, no prompt lookup"]["latencies"])
         off = statistics.median(rows["ours, reuse off"]["latencies"])
         theirs = statistics.median(rows["transformers best case"]["latencies"])
+        if "CTranslate2 best case (static prompt)" in rows:
+            ct2 = statistics.median(rows["CTranslate2 best case (static prompt)"]["latencies"])
+            checks.append(f"- {name}: CTranslate2's best case takes {ct2 / ours:.1f}x our time per keystroke.")
         checks.append(
             f"- {name}: decoding {args.new_tokens} tokens alone takes {floor:.3f} s; a keystroke with reuse takes "
             f"{ours / floor:.2f}x that ({plain / floor:.2f}x without prompt lookup); reuse off is "
@@ -161,7 +190,7 @@ def typing_benchmark(args: argparse.Namespace) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtypes", default="float32,auto", help="comma-separated; auto = our CPU default")
+    parser.add_argument("--dtypes", default="float32,auto,int8", help="comma-separated; auto = our CPU default")
     parser.add_argument("--file", default="argparse.py", help="a file of the standard library")
     parser.add_argument("--tokens-before", type=int, default=1500)
     parser.add_argument("--keystrokes", type=int, default=200)

@@ -8,6 +8,7 @@ from codegen_lsp.inference.errors import ModelLoadError
 from codegen_lsp.inference.protocol import ErrorKind
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+QUANTIZED = ("int8",)  # weight formats: the activations and KV cache then use the CPU's best float type
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -36,14 +37,26 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto": float16 on CUDA; on the CPU bfloat16 where the CPU has native bf16, else float32."""
+    """The type of activations and the KV cache (and of the weights unless quantized). "auto": float16 on CUDA;
+    on the CPU bfloat16 where the CPU has native bf16, else float32. "int8" (weights): the CPU's auto type."""
+    if dtype in QUANTIZED:
+        if device.type != "cpu":
+            raise ModelLoadError(f"dtype {dtype!r} runs on the CPU only (its int8 kernels are CPU kernels); "
+                                 "on CUDA use float16 or bfloat16, or set device to 'cpu'", ErrorKind.BAD_CONFIG)
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     if dtype == "auto":
         if device.type == "cuda":
             return torch.float16
         return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     if dtype not in DTYPES:
-        raise ModelLoadError(f"dtype must be auto or one of {', '.join(DTYPES)}, got {dtype!r}", ErrorKind.BAD_CONFIG)
+        raise ModelLoadError(f"dtype must be auto, one of {', '.join(DTYPES)} or {', '.join(QUANTIZED)}, "
+                             f"got {dtype!r}", ErrorKind.BAD_CONFIG)
     return DTYPES[dtype]
+
+
+def resolve_quantization(dtype: str) -> str | None:
+    """The weight format a dtype setting asks for ("int8"), or None for float weights."""
+    return dtype if dtype in QUANTIZED else None
 
 
 def available_memory_bytes(device: torch.device) -> int | None:

@@ -9,18 +9,14 @@ from pathlib import Path
 import torch
 
 from codegen_lsp.inference.config import CodeGenConfig
-from codegen_lsp.inference.device import dtype_name, resolve_device, resolve_dtype
+from codegen_lsp.inference.device import dtype_name, resolve_device, resolve_dtype, resolve_quantization
 from codegen_lsp.inference.errors import ModelLoadError
 from codegen_lsp.inference.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
+from codegen_lsp.inference.kernels import onednn_packing_available, pack_for_onednn, release_freed_memory
 from codegen_lsp.inference.layout import check_keys, to_ours
-from codegen_lsp.inference.model import (
-    CodeGen,
-    onednn_packing_available,
-    pack_for_onednn,
-    release_freed_memory,
-    rotary_tables,
-)
+from codegen_lsp.inference.model import CodeGen, rotary_tables
 from codegen_lsp.inference.protocol import ErrorKind, ModelSpec
+from codegen_lsp.inference.quantize import quantize_int8
 from codegen_lsp.inference.weights import open_weights
 from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
 
@@ -31,19 +27,24 @@ class LoadedModel:
     tokenizer: CodeGenTokenizer
     config: CodeGenConfig
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # activations and KV cache; the weights too unless quantized
     folder: Path
     load_ms: float
     warning: str | None = None  # said once to the person, e.g. that the bundled model stands in
+    quantized: str | None = None  # "int8": the projections' weights
 
     @property
     def dtype_name(self) -> str:
+        if self.quantized:
+            return f"{self.quantized} ({dtype_name(self.dtype)} activations)"
         return dtype_name(self.dtype)
 
 
 def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtype: torch.dtype,
-                 report: Progress | None = None) -> CodeGen:
-    """Build the model on the meta device and assign the converted tensors: one copy of the weights in memory."""
+                 report: Progress | None = None, quantized: str | None = None) -> CodeGen:
+    """Build the model on the meta device and assign the converted tensors: one copy of the weights in memory.
+    int8 weights are quantized from that copy one matrix at a time, each float matrix freed as it goes (peak:
+    the model in `dtype`, as for a float load)."""
     with torch.device("meta"):
         model = CodeGen(config)
 
@@ -56,8 +57,10 @@ def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtyp
     state = to_ours(lambda key: source.get(key).to(device), config, dtype, on_layer)
     model.load_state_dict(state, strict=True, assign=True)
     del state  # the model holds the only reference: packing below frees each plain matrix as it goes
-    if device.type == "cpu" and dtype == torch.bfloat16 and onednn_packing_available():
-        pack_for_onednn(model)
+    if quantized == "int8":
+        quantize_int8(model)
+    elif device.type == "cpu" and dtype == torch.bfloat16 and onednn_packing_available():
+        pack_for_onednn(model.projections())
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
     release_freed_memory()  # what conversion (fusing, casting) allocated and freed on the way
@@ -82,15 +85,16 @@ def load_folder(folder: str | Path, device: str = "auto", dtype: str = "auto",
     folder = Path(folder)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    quantized = resolve_quantization(dtype)
     config = CodeGenConfig.from_file(folder / "config.json")
     tokenizer = load_tokenizer(folder, config)
     try:
-        model = load_weights(folder, config, torch_device, torch_dtype, report)
+        model = load_weights(folder, config, torch_device, torch_dtype, report, quantized)
     except torch.OutOfMemoryError as exc:
         raise ModelLoadError(f"out of memory loading {folder} on {torch_device} in {dtype_name(torch_dtype)}: "
                              f"{str(exc).splitlines()[0]}", ErrorKind.OUT_OF_MEMORY) from None
     return LoadedModel(model, tokenizer, config, torch_device, torch_dtype, folder,
-                       (time.perf_counter() - start) * 1000)
+                       (time.perf_counter() - start) * 1000, quantized=quantized)
 
 
 def load(spec: ModelSpec, report: Progress | None = None, fallback_to_bundled: bool = True) -> LoadedModel:

@@ -13,7 +13,6 @@ The rotary dimensions of q and k are reordered from GPT-J's interleaved pairs (0
 
 from __future__ import annotations
 
-import ctypes
 import math
 
 import torch
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codegen_lsp.inference.config import CodeGenConfig
+from codegen_lsp.inference.kernels import Linear
 from codegen_lsp.inference.kv_cache import KVCache
 
 
@@ -37,20 +37,6 @@ def activation(name: str):
     if name == "quick_gelu":
         return lambda x: x * torch.sigmoid(1.702 * x)
     raise ValueError(f"unsupported activation {name!r}")  # CodeGenConfig.validate() rejects it first
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """F.linear, made for CPU decoding: a weight packed by pack_for_onednn goes through oneDNN's blocked kernel,
-    and one row (a decode step) of a plain weight through a matrix-vector product, which reads the weights faster
-    than the GEMM path does for a single row in bf16 (fp32 is equal either way)."""
-    if weight.layout == torch._mkldnn:
-        out = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "none", [], "")
-        return out.view(*x.shape[:-1], -1)
-    if x.numel() != x.shape[-1] or x.device.type != "cpu":
-        return F.linear(x, weight, bias)
-    row = x.reshape(-1)  # (K,)
-    out = torch.mv(weight, row) if bias is None else torch.addmv(bias, weight, row)  # (N,)
-    return out.view(*x.shape[:-1], -1)
 
 
 def rotary_tables(n_positions: int, rotary_dim: int) -> tuple[Tensor, Tensor]:
@@ -80,9 +66,9 @@ class Block(nn.Module):
         E, I = config.n_embd, config.inner_dim  # noqa: E741
         self.n_head, self.head_dim, self.rotary_dim = config.n_head, config.head_dim, config.rotary_dim
         self.ln_1 = nn.LayerNorm(E, eps=config.layer_norm_epsilon)
-        self.in_proj = nn.Linear(E, 3 * E + I, bias=False)  # [q | k | v | fc_in]
+        self.in_proj = Linear(E, 3 * E + I, bias=False)  # [q | k | v | fc_in]
         self.fc_in_bias = nn.Parameter(torch.zeros(I))
-        self.out_proj = nn.Linear(E + I, E, bias=True)  # [attn out_proj | fc_out], bias = fc_out's
+        self.out_proj = Linear(E + I, E, bias=True)  # [attn out_proj | fc_out], bias = fc_out's
         self.act = activation(config.activation_function)
         self.attn_dropout = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
@@ -92,7 +78,7 @@ class Block(nn.Module):
         B, T, E = x.shape
         H, D = self.n_head, self.head_dim
         h = self.ln_1(x)  # (B, T, E)
-        projected = linear(h, self.in_proj.weight)  # (B, T, 3E + I)
+        projected = self.in_proj(h)  # (B, T, 3E + I)
         qk, v, mlp = projected.split((2 * E, E, projected.shape[-1] - 3 * E), dim=-1)
         qk = apply_rotary(qk.view(B, T, 2 * H, D).transpose(1, 2), cos, sin, self.rotary_dim)  # (B, 2H, T, D)
         q, k = qk.split(H, dim=1)  # (B, H, T, D) each: q and k rotate together, in one set of ops
@@ -103,7 +89,7 @@ class Block(nn.Module):
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
         attn = attn.transpose(1, 2).reshape(B, T, E)  # (B, T, E)
         mlp = self.act(mlp + self.fc_in_bias)  # (B, T, I)
-        out = linear(torch.cat((attn, mlp), dim=-1), self.out_proj.weight, self.out_proj.bias)  # (B, T, E)
+        out = self.out_proj(torch.cat((attn, mlp), dim=-1))  # (B, T, E)
         return x + self.resid_dropout(out)
 
 
@@ -118,7 +104,7 @@ class CodeGen(nn.Module):
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=True)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=True)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.wte.weight
         cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
@@ -150,38 +136,20 @@ class CodeGen(nn.Module):
             x = block(x, cos, sin, layer, cache, input_pos, mask, is_causal)
         if last_only:
             x = x[:, -1:]  # (B, 1, E)
-        return linear(self.ln_f(x), self.lm_head.weight, self.lm_head.bias)  # (B, T or 1, V)
+        return self.lm_head(self.ln_f(x))  # (B, T or 1, V)
+
+    def projections(self, head: bool = True) -> list[nn.Linear]:
+        """The matrices every token goes through, in order; the head only when asked and not tied (a tied head is
+        the embedding, which must stay a plain table)."""
+        linears: list[nn.Linear] = [p for block in self.h for p in (block.in_proj, block.out_proj)]
+        if head and not self.config.tie_word_embeddings:
+            linears.append(self.lm_head)
+        return linears
 
     def num_parameters(self) -> int:
         """Parameters counted once per storage: a tied head is the embedding."""
         unique = {p.untyped_storage().data_ptr(): p for p in self.parameters()}
         return sum(p.numel() for p in unique.values())
-
-
-def onednn_packing_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-
-
-def pack_for_onednn(model: CodeGen, batch_size: int = 16) -> None:
-    """Reorder the bf16 matrices once into oneDNN's blocked layout, in place (inference only: the packed model
-    has no plain state dict). Same numbers as F.linear. Measured on this project's CPU (2 threads, DRAM-resident
-    weights): one row as fast as torch.mv, 2-16 rows (a keystroke's new tokens, draft verification) about twice
-    as fast as F.linear, a 1024-token prefill 20% faster. A tied head stays plain: it is also the embedding."""
-    linears = [projection for block in model.h for projection in (block.in_proj, block.out_proj)]
-    if not model.config.tie_word_embeddings:
-        linears.append(model.lm_head)
-    for projection in linears:
-        packed = torch.ops.mkldnn._reorder_linear_weight(projection.weight.detach(), batch_size)
-        projection.weight = nn.Parameter(packed, requires_grad=False)
-        release_freed_memory()  # the plain copy: otherwise malloc keeps it, and the process holds both
-
-
-def release_freed_memory() -> None:
-    """Give memory that was freed back to the system (glibc's malloc_trim; a no-op elsewhere)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc; Windows has no CDLL(None)
-        pass
 
 
 def init_weights(model: CodeGen, std: float = 0.02) -> None:

@@ -75,7 +75,7 @@ def test_half_precision_weights_and_cache_give_logits_close_to_float32(tiny_mode
 
 def test_bf16_weights_packed_for_onednn_compute_what_plain_weights_do(tiny_model_dir, monkeypatch):
     from codegen_lsp.inference import loading
-    from codegen_lsp.inference.model import onednn_packing_available
+    from codegen_lsp.inference.kernels import onednn_packing_available
 
     if not onednn_packing_available():
         pytest.skip("this torch has no oneDNN")
@@ -89,3 +89,9 @@ def test_bf16_weights_packed_for_onednn_compute_what_plain_weights_do(tiny_model
         for rows in (ids, ids[:, :1], ids[:, :3]):  # a prefill, one row (decode), a few rows (verification)
             a, b = packed.model(rows).float(), plain.model(rows).float()
             assert (a - b).abs().max() / b.abs().max() < 0.02
+
+
+def test_int8_on_cuda_is_refused_with_the_way_out():
+    with pytest.raises(ModelLoadError, match="CPU only.*float16") as info:
+        resolve_dtype("int8", torch.device("cuda"))
+    assert info.value.kind.name == "BAD_CONFIG"
