@@ -127,21 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
-    if args.command == "complete":
+    if args.command in ("complete", "export"):
         try:
-            return _complete(args)
+            return (_complete if args.command == "complete" else _export)(args)
         except CliError as error:
-            print(f"codegen-lsp complete: error: {error}", file=sys.stderr)
+            print(f"codegen-lsp {args.command}: error: {error}", file=sys.stderr)
             return EXIT_USAGE
         except BrokenPipeError:  # `| head`: the reader left; no traceback, and none again when Python flushes
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
-    if args.command == "export":
-        try:
-            return _export(args)
-        except CliError as error:
-            print(f"codegen-lsp export: error: {error}", file=sys.stderr)
-            return EXIT_USAGE
     if args.command == "bench":
         return _bench(args.kind, args.args)
     _parser().print_help(sys.stderr)

@@ -58,6 +58,11 @@ rules = st.builds(
 @settings(max_examples=400, deadline=None)
 @given(rule=rules, text=texts)
 def test_a_decided_cut_never_changes_as_text_is_appended(rule: StopRule, text: str) -> None:
+    assert_cut_is_final(rule, text)
+
+
+def assert_cut_is_final(rule: StopRule, text: str) -> None:
+    """Typed one character at a time: once `cut` answers, it answers the same, and `final_cut` agrees."""
     decided_at = None
     for end in range(len(text) + 1):
         cut = rule.cut(text[:end])

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from codegen_lsp.inference.stop_rule import LINE_HEAD, LINE_TAIL, StopRule
 from codegen_lsp.lsp_server.languages import LANGUAGES
+from tests.test_stop_rule import assert_cut_is_final
 
 
 def rule_for(language: str, line_prefix: str = "", **fields) -> StopRule:
@@ -184,17 +185,7 @@ brace_rules = st.builds(
 @settings(max_examples=400, deadline=None)
 @given(rule=brace_rules, text=texts)
 def test_a_decided_cut_never_changes_as_text_is_appended(rule: StopRule, text: str) -> None:
-    decided_at = None
-    for end in range(len(text) + 1):
-        cut = rule.cut(text[:end])
-        if decided_at is None:
-            if cut is not None:
-                decided_at, decided = end, cut
-                assert 0 <= cut <= end
-        else:
-            assert cut == decided, (text[:decided_at], text[:end])
-    if decided_at is not None:
-        assert rule.final_cut(text) == decided
+    assert_cut_is_final(rule, text)
 
 
 @settings(max_examples=300, deadline=None)
