@@ -237,7 +237,7 @@ class EngineClient:
                 if future.done():
                     return future.result()
             self._sent_at[request_id] = time.monotonic()
-            self._send(_well_formed(request))
+            self._send(well_formed(request))
             return await future
         except asyncio.CancelledError:
             self.cancel(request_id)
@@ -394,7 +394,7 @@ def _write(conn: Connection, outbox: queue.SimpleQueue) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _well_formed(request: CompletionRequest) -> CompletionRequest:
+def well_formed(request: CompletionRequest) -> CompletionRequest:
     """JSON lets a client send lone surrogates ("\\ud800"); no tokenizer takes them. Each becomes U+FFFD, one
     code point for one, so every offset into the prompt stays right."""
     prompt = request.prompt

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codegen_lsp.inference.client import EngineError, RequestCancelledError
+from codegen_lsp.inference.client import EngineError, RequestCancelledError, well_formed
 from codegen_lsp.inference.protocol import (
     Candidate,
     CompletionRequest,
@@ -228,6 +228,7 @@ class OpenAIBackend:
 
     async def _generate(self, request: CompletionRequest) -> CompletionResult:
         t0 = time.perf_counter()
+        request = well_formed(request)  # lone surrogates (valid JSON) become U+FFFD: the tokenizer refuses them
         options = request.options
         n_positions = self.files.n_positions
         budget = max(1, min(options.context_tokens, n_positions - options.max_new_tokens))

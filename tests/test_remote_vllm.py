@@ -138,7 +138,10 @@ async def test_a_cancelled_request_is_aborted_in_vllm(vllm) -> None:
     backend = OpenAIBackend(RemoteSpec(vllm.url, timeout_ms=60000), load_model_files("bundled", None))
     await backend.start()
     assert backend.state == "ready"
-    request = CompletionRequest(1, "doc", SOURCE[:800], GenerationOptions(max_new_tokens=400, context_tokens=100))
+    # A repetitive prompt: the model goes on repeating it rather than ending the text early.
+    prompt = "".join(f"    item_{i} = inventory.add('item_{i}', {i})\n" for i in range(12))
+    long = GenerationOptions(max_new_tokens=400, context_tokens=100, temperature=1.0, num_candidates=8, seed=0)
+    request = CompletionRequest(1, "doc", prompt, long)  # eight sequences of up to 400 tokens: seconds of work
     task = asyncio.create_task(backend.generate(request))
     try:
         await wait_for_metric(vllm.url, "vllm:num_requests_running", lambda v: v >= 1)
@@ -275,3 +278,14 @@ async def test_wrong_model_name_and_bad_url_get_one_clear_message(vllm) -> None:
         assert len(warnings) == 1 and "unreachable" in warnings[0]
     finally:
         await stop_client(client)
+
+
+async def test_a_lone_surrogate_in_the_document_is_completed_remotely(vllm) -> None:
+    backend = OpenAIBackend(RemoteSpec(vllm.url), load_model_files("bundled", None))
+    await backend.start()
+    try:
+        prompt = SOURCE[:300] + '    name = "\ud800"\n'  # valid JSON ("\\ud800"), refused by every tokenizer
+        result = await backend.generate(CompletionRequest(1, "doc", prompt, GenerationOptions(max_new_tokens=4)))
+        assert result.candidates and result.prompt_tokens > 0
+    finally:
+        await backend.stop()
