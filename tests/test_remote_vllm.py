@@ -241,7 +241,7 @@ async def test_server_down_then_back_answers_every_request_and_says_so_once(vllm
         for where in points[1:6]:  # every request answered (no items), none waits past backendTimeoutMs
             started = time.monotonic()
             assert not (await inline(client, URI, *where)).items
-            assert time.monotonic() - started < 3.5
+            assert time.monotonic() - started < 3.0 + 2.0  # backendTimeoutMs, and the round trip: never a hang
         warnings = [m for m in client.messages if m.type == types.MessageType.Warning]
         assert len(warnings) == 1 and "completions resume" in warnings[0].message
         switch.on()
