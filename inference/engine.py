@@ -20,6 +20,7 @@ from codegen_lsp.inference.generate import Generation, NgramDrafter, Sampler, de
 from codegen_lsp.inference.kv_cache import KVCache
 from codegen_lsp.inference.loading import LoadedModel
 from codegen_lsp.inference.protocol import (
+    ALTERNATIVE_TEMPERATURE,
     Candidate,
     CompletionRequest,
     CompletionResult,
@@ -31,7 +32,6 @@ from codegen_lsp.inference.window import WINDOW_CHUNK_TOKENS, fit_window
 
 log = logging.getLogger("codegen_lsp.engine")
 
-ALTERNATIVE_TEMPERATURE = 0.8  # extra candidates of a greedy request are sampled at this temperature
 CACHE_MEMORY_FRACTION = 0.5  # KV cache slots may take at most this share of the memory free after loading
 # The prompt is computed in chunks of this many tokens, with a look at `cancelled` between them: a newer request
 # never waits for a whole long prefill (1.5k tokens take seconds on a CPU), and what was computed stays cached.

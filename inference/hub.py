@@ -116,9 +116,10 @@ def progress_tqdm(report: Progress) -> type:
     return ReportingTqdm
 
 
-def download(repo_id: str, revision: str | None, report: Progress | None = None) -> Path:
+def download(repo_id: str, revision: str | None, report: Progress | None = None, weights: bool = True) -> Path:
     """Fetch config, tokenizer and weights of `repo_id` into the Hugging Face cache; safetensors when the repo
-    has them, else pytorch_model.bin (which the loader converts once)."""
+    has them, else pytorch_model.bin (which the loader converts once). `weights=False`: config and tokenizer
+    only (a remote backend serves the model)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -133,8 +134,8 @@ def download(repo_id: str, revision: str | None, report: Progress | None = None)
     where = f"{repo_id}" + (f" (revision {revision})" if revision else "")
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER
-                                        + SAFETENSORS_FILES, tqdm_class=tqdm_class))
-        if not has_weights(folder):
+                                        + (SAFETENSORS_FILES if weights else []), tqdm_class=tqdm_class))
+        if weights and not has_weights(folder):
             folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER
                                             + PICKLE_FILES, tqdm_class=tqdm_class))
     except GatedRepoError as exc:
@@ -152,12 +153,13 @@ def download(repo_id: str, revision: str | None, report: Progress | None = None)
         ) from None
     except OSError as exc:  # connection refused, DNS failure, time-outs
         raise ModelLoadError(f"{where} could not be downloaded: {exc}", ErrorKind.OFFLINE) from None
-    if not has_weights(folder):
+    if weights and not has_weights(folder):
         raise ModelLoadError(f"{where} has no safetensors or pytorch_model.bin weights", ErrorKind.MODEL_NOT_FOUND)
     return check_model_folder(folder)
 
 
-def resolve_model_folder(model: str, revision: str | None = None, report: Progress | None = None) -> Path:
+def resolve_model_folder(model: str, revision: str | None = None, report: Progress | None = None,
+                         weights: bool = True) -> Path:
     if model == BUNDLED:
         folder = BUNDLED_MODEL_DIR
         if not (folder / "config.json").exists():
@@ -168,4 +170,4 @@ def resolve_model_folder(model: str, revision: str | None = None, report: Progre
         if not folder.is_dir():
             raise ModelLoadError(f"model folder {folder} does not exist", ErrorKind.MODEL_NOT_FOUND)
         return check_model_folder(folder)
-    return download(model, revision, report)
+    return download(model, revision, report, weights)

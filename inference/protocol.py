@@ -31,6 +31,9 @@ class ModelSpec:
     prompt_lookup: bool = True  # speculative drafts copied from the prompt, verified: greedy output unchanged
 
 
+ALTERNATIVE_TEMPERATURE = 0.8  # the extra candidates of a greedy request are sampled at this temperature
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
     max_new_tokens: int = 64

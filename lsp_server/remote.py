@@ -28,6 +28,7 @@ from typing import Any
 
 from codegen_lsp.inference.client import EngineError, RequestCancelledError, well_formed
 from codegen_lsp.inference.protocol import (
+    ALTERNATIVE_TEMPERATURE,
     Candidate,
     CompletionRequest,
     CompletionResult,
@@ -37,12 +38,11 @@ from codegen_lsp.inference.protocol import (
 )
 from codegen_lsp.inference.window import fit_window
 
-__all__ = ["ALTERNATIVE_TEMPERATURE", "OpenAIBackend", "RemoteSpec", "load_model_files"]
+__all__ = ["OpenAIBackend", "RemoteSpec", "load_model_files"]
 
 log = logging.getLogger("codegen_lsp.remote")
 
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-ALTERNATIVE_TEMPERATURE = 0.8  # extra candidates of a greedy request are sampled (as the local engine does)
 TOKENIZER_PROBE = "def fibonacci(n):\n    if n < 2:\n        return n\n"
 
 
@@ -70,23 +70,16 @@ def load_model_files(model: str, revision: str | None) -> ModelFiles:
     """config.json and the tokenizer of `model` (Hub id, folder or `bundled`); from the Hub only those files.
     Blocking: run it in a thread."""
     from codegen_lsp.inference.config import CodeGenConfig
-    from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR, CONFIG_AND_TOKENIZER, looks_like_path
+    from codegen_lsp.inference.errors import ModelLoadError
+    from codegen_lsp.inference.hub import resolve_model_folder
     from codegen_lsp.tokenizer import CodeGenTokenizer
 
-    if model == "bundled":
-        folder = BUNDLED_MODEL_DIR
-    elif looks_like_path(model):
-        folder = Path(model).expanduser()
-    else:
-        from huggingface_hub import snapshot_download
-
-        try:
-            folder = Path(snapshot_download(model, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER))
-        except Exception as error:  # noqa: BLE001 - offline, not found, gated: one line for the person
-            message = f"{model}: config and tokenizer not available ({error})"
-            raise EngineError(ErrorKind.MODEL_NOT_FOUND, message) from None
     try:
+        folder = resolve_model_folder(model, revision, weights=False)
         config = CodeGenConfig.from_file(folder / "config.json")
+    except ModelLoadError as error:  # offline, not found, gated, a file outside the folder, a bad config
+        raise EngineError(error.kind, error.message) from None
+    try:
         tokenizer = CodeGenTokenizer.from_folder(folder)
     except Exception as error:  # noqa: BLE001 - a broken folder is a message, not a crash
         raise EngineError(ErrorKind.BAD_CONFIG, f"{model}: {error}") from None
@@ -248,13 +241,12 @@ class OpenAIBackend:
             if options.seed is not None:
                 extra["seed"] = options.seed + 1
             results = await asyncio.gather(
-                self._stream(prompt_ids, request.prompt[window_start:], {**body, "n": 1}, options, max_tokens),
-                self._stream(prompt_ids, request.prompt[window_start:], extra, options, max_tokens),
+                self._stream(prompt_ids, request.prompt[window_start:], {**body, "n": 1}, options),
+                self._stream(prompt_ids, request.prompt[window_start:], extra, options),
             )
             candidates = results[0] + results[1]
         else:
-            candidates = await self._stream(prompt_ids, request.prompt[window_start:], {**body, "n": n}, options,
-                                            max_tokens)
+            candidates = await self._stream(prompt_ids, request.prompt[window_start:], {**body, "n": n}, options)
         t2 = time.perf_counter()
         unique: dict[str, Candidate] = {}
         for candidate in candidates:
@@ -263,8 +255,8 @@ class OpenAIBackend:
                           decode_ms=(t2 - t1) * 1000, total_ms=(t2 - t0) * 1000)
         return CompletionResult(request.request_id, tuple(unique.values()), len(prompt_ids), window_start, timings)
 
-    async def _stream(self, prompt_ids: list[int], prompt_text: str, body: dict[str, Any], options,
-                      max_tokens: int) -> list[Candidate]:
+    async def _stream(self, prompt_ids: list[int], prompt_text: str, body: dict[str, Any],
+                      options) -> list[Candidate]:
         import httpx
 
         n = body["n"]
@@ -284,7 +276,7 @@ class OpenAIBackend:
                     if response.status_code in (400, 422) and not self._send_text:
                         log.info("remote backend: token-id prompt refused (%s); sending text from now on", detail)
                         self._send_text = True
-                        return await self._stream(prompt_ids, prompt_text, body, options, max_tokens)
+                        return await self._stream(prompt_ids, prompt_text, body, options)
                     kind = ErrorKind.WORKER_DIED if response.status_code >= 500 else ErrorKind.BAD_REQUEST
                     raise EngineError(kind, f"the completion server answered {response.status_code}: {detail}")
                 async for line in response.aiter_lines():
@@ -302,7 +294,7 @@ class OpenAIBackend:
                         if rule is not None and rule.cut(texts[index]) is not None:
                             reasons[index] = StopReason.STOP_RULE
                         elif choice.get("finish_reason") is not None:
-                            reasons[index] = _stop_reason(choice["finish_reason"], len(token_ids[index]), max_tokens)
+                            reasons[index] = _stop_reason(choice["finish_reason"])
                     if all(reason is not None for reason in reasons):
                         break  # leaving the block closes the stream: the server aborts what is left
         except httpx.HTTPError as error:
@@ -354,7 +346,7 @@ class OpenAIBackend:
             self._on_status("up", f"the completion server at {self.spec.url} answers again")
 
 
-def _stop_reason(finish_reason: str, generated: int, max_tokens: int) -> StopReason:
+def _stop_reason(finish_reason: str) -> StopReason:
     if finish_reason == "length":
         return StopReason.MAX_TOKENS
     return StopReason.EOS
