@@ -139,6 +139,14 @@ async def wait_engine(client, states: tuple[str, ...] = ("ready",), timeout: flo
         await asyncio.sleep(0.1)
 
 
+async def configure(client, **settings) -> None:
+    """didChangeConfiguration with our section, then a moment for the server to apply it."""
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"codegenLsp": settings})
+    )
+    await asyncio.sleep(0.1)
+
+
 def open_document(client, uri: str, text: str, language_id: str = "python", version: int = 1) -> None:
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(

@@ -11,7 +11,16 @@ import pytest_asyncio
 from lsprotocol import types
 
 from codegen_lsp.lsp_server.languages import LANGUAGES
-from tests.lsp_client import debug_state, inline, open_document, start_client, stop_client, tiny_settings, wait_engine
+from tests.lsp_client import (
+    configure,
+    debug_state,
+    inline,
+    open_document,
+    start_client,
+    stop_client,
+    tiny_settings,
+    wait_engine,
+)
 from tests.samples import BY_EXTENSION, split
 from tests.test_cli_languages import complete_json, pipeline_of
 
@@ -32,13 +41,6 @@ def new_document(client, text: str, language_id: str, extension: str) -> str:
     uri = f"file:///tmp/codegen-lsp-tests/languages{next(_uris)}{extension}"
     open_document(client, uri, text, language_id)
     return uri
-
-
-async def configure(client, **settings) -> None:
-    client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"codegenLsp": settings})
-    )
-    await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(("language_id", "extension"), [("go", ".go"), ("javascript", ".js")])

@@ -18,6 +18,7 @@ from tests.lsp_client import (
     REPO,
     SAMPLE,
     SAMPLE_POSITION,
+    configure,
     debug_state,
     document_text,
     inline,
@@ -47,13 +48,6 @@ def new_document(client, text: str = SAMPLE, language_id: str = "python") -> str
     uri = f"file:///tmp/codegen-lsp-tests/doc{next(_uris)}.py"
     open_document(client, uri, text, language_id)
     return uri
-
-
-async def configure(client, **settings) -> None:
-    client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"codegenLsp": settings})
-    )
-    await asyncio.sleep(0.05)
 
 
 async def cli_complete(
