@@ -228,6 +228,10 @@ def test_trace_setting_alone_fills_the_trace_channel(session: Session) -> None:
     page.wait_for_function(
         "() => [...document.querySelectorAll('.part.panel .view-line')].some(e => /\\[trace\\]/.test(e.textContent))"
     )
+    # Tracing is on now; ask once more, in case VS Code applied the setting after the first request went out.
+    page.click(".part.editor .monaco-editor .view-lines")
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Alt+Backslash")
 
     def traced() -> bool:  # the file behind the channel: all of it, not only the lines on screen
         files = session.server.user_data.glob("logs/*/exthost*/output_logging_*/*CodeGen LSP Trace.log")
