@@ -208,7 +208,8 @@ class Emacs:
     def text(self, form: str) -> str:
         """A string-valued FORM, evaluated in the selected window's buffer."""
         printed = self.eval(f"(with-current-buffer (window-buffer (selected-window)) (codegen-lsp-test-base64 {form}))")
-        return base64.b64decode(printed.strip('"')).decode("utf-8")
+        # emacsclient prints the value last; anything Emacs said before it (a message) is on earlier lines
+        return base64.b64decode(printed.splitlines()[-1].strip('"')).decode("utf-8")
 
     def buffer(self) -> str:
         return self.text("(buffer-substring-no-properties (point-min) (point-max))")
