@@ -2,12 +2,14 @@
 
 `Linear` is the model's projection: an nn.Linear whose forward picks the fastest CPU path for its weight's form
 (a oneDNN-packed bf16 weight, one decode row of a plain weight); elsewhere (CUDA, training) it is F.linear.
-inference/quantize.py swaps these modules for int8 ones after loading.
+inference/quantize.py swaps these modules for int8 ones after loading. `attention` is the model's attention: a
+few new queries over a bf16 KV cache as two batched products on the CPU, SDPA everywhere else.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,37 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     row = x.reshape(-1)  # (K,)
     out = torch.mv(weight, row) if bias is None else torch.addmv(bias, weight, row)  # (N,)
     return out.view(*x.shape[:-1], -1)
+
+
+# Up to this many new queries (a decode step: 1; a draft verification: 1 + 8) attend to a bf16 cache through
+# `few_query_attention`; more (a prefill chunk) through SDPA's flash kernel, which is made for them.
+FEW_QUERIES = 16
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float) -> Tensor:
+    """softmax(q k^T / sqrt(D) + mask) v. q: (B, H, T, D); k, v: (B, H, S, D); mask: (T, S) bool, True = seen."""
+    if (q.device.type == "cpu" and q.dtype == torch.bfloat16 and q.shape[2] <= FEW_QUERIES and not is_causal
+            and dropout == 0.0):
+        return few_query_attention(q, k, v, mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
+
+
+def few_query_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+    """Attention of T new queries over a bf16 cache of S positions as two batched matrix products, softmax in
+    fp32. On the CPU, SDPA's flash kernel reads a 1.5k-position cache at a few GB/s for one query (it is built
+    for blocks of queries): measured on the CodeGen-350M shape, a decode step at 1.5k positions takes 59 ms with
+    it and 42 ms with this. The scores are rounded to bf16 once before the softmax (bmm has no fp32 output on the
+    CPU): on the bundled model, mean |logit - fp32 logit| 0.0131 (SDPA) vs 0.0140 (this), same held-out loss."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    keys, values = k.reshape(B * H, S, D), v.reshape(B * H, S, D)  # views: the cache slice's rows are contiguous
+    scores_bf16 = torch.bmm(keys, q.reshape(B * H, T, D).transpose(1, 2))  # (BH, S, T): K q, row-major K
+    scores = torch.empty(B * H, T, S, dtype=torch.float32, device=q.device)
+    scores.copy_(scores_bf16.transpose(1, 2)).mul_(1 / math.sqrt(D))  # (BH, T, S) fp32, rows contiguous
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))  # (T, S) broadcast over BH
+    weights = torch.softmax(scores, dim=-1).to(v.dtype)  # (BH, T, S)
+    return torch.bmm(weights, values).view(B, H, T, D)
 
 
 class Linear(nn.Linear):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codegen_lsp.inference.config import CodeGenConfig
-from codegen_lsp.inference.kernels import Linear
+from codegen_lsp.inference.kernels import Linear, attention
 from codegen_lsp.inference.kv_cache import KVCache
 
 
@@ -86,7 +86,7 @@ class Block(nn.Module):
         if cache is not None:
             k, v = cache.update(layer, input_pos, k, v)  # (B, H, S, D), S = the span attended to
         dropout = self.attn_dropout if self.training else 0.0
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
+        attn = attention(q, k, v, mask, is_causal, dropout)  # (B, H, T, D)
         attn = attn.transpose(1, 2).reshape(B, T, E)  # (B, T, E)
         mlp = self.act(mlp + self.fc_in_bias)  # (B, T, I)
         out = self.out_proj(torch.cat((attn, mlp), dim=-1))  # (B, T, E)
