@@ -5,6 +5,7 @@
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
 Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
+Each engine runs in a fresh process of its own (common.in_fresh_process), one after the other.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import bench_checkpoint, ctranslate2_peer, measure_read_bandwidth, median_time
+from benchmarks.common import (
+    bench_checkpoint,
+    ctranslate2_peer,
+    in_fresh_process,
+    measure_read_bandwidth,
+    median_time,
+)
 from codegen_lsp.inference.device import DTYPES
 
 
@@ -80,33 +87,46 @@ def ctranslate2_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode:
     return (lambda: peer.generate(ids, 1)), (lambda: peer.generate(ids[:8], n_decode))
 
 
+RUNNERS = {"ours": ours_runner, "transformers": transformers_runner, "CTranslate2": ctranslate2_runner}
+
+
+def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str,
+                   threads: int, repeats: int) -> tuple[float, float, int | None] | str:
+    """In a process of its own: (prefill seconds, decode tokens/s, bytes of weights per decode step or None) of
+    one engine, or why it has no column for this dtype."""
+    torch.set_num_threads(threads)
+    runner = RUNNERS[name]
+    extra = (threads,) if name == "CTranslate2" else ()
+    made = runner(folder, dtype, prompt, n_decode, device, *extra)
+    if isinstance(made, str):
+        return made
+    run_prefill, run_decode, *step_bytes = made
+    prefill_s = median_time(run_prefill, repeats, device=device)
+    # every decode includes the same 8-token prefill that seeds it (small next to 31 decode steps)
+    decode_tok_s = n_decode / median_time(run_decode, repeats, device=device)
+    return prefill_s, decode_tok_s, (step_bytes[0] if step_bytes else None)
+
+
 def engine_benchmark(args: argparse.Namespace) -> str:
-    torch.set_num_threads(args.threads)
     folder = bench_checkpoint(args)
     prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
+    torch.set_num_threads(args.threads)
     ceiling = measure_read_bandwidth() if args.device == "cpu" else None
     rows = []
     for dtype in args.dtypes.split(","):
-        ours_prefill, ours_decode, param_bytes = ours_runner(folder, dtype, prompt, args.decode, args.device)
-        engines = {
-            "ours": (ours_prefill, ours_decode),
-            "transformers": transformers_runner(folder, dtype, prompt, args.decode, args.device),
-            "CTranslate2": ctranslate2_runner(folder, dtype, prompt, args.decode, args.device, args.threads),
-        }
-        # The engines alternate, prefill then decode, so that drift on a shared machine hits them alike.
-        prefill_s, decode_tok_s = {}, {}
-        for name, runner in engines.items():
-            if not isinstance(runner, str):
-                prefill_s[name] = median_time(runner[0], args.repeats, device=args.device)
-        for name, runner in engines.items():
-            if not isinstance(runner, str):
-                # every decode includes the same 8-token prefill that seeds it (small next to 31 decode steps)
-                decode_tok_s[name] = args.decode / median_time(runner[1], args.repeats, device=args.device)
-        missing = {name: runner for name, runner in engines.items() if isinstance(runner, str)}
+        prefill_s, decode_tok_s, missing = {}, {}, {}
+        for name in RUNNERS:
+            measured = in_fresh_process(measure_engine, name, folder, dtype, prompt, args.decode, args.device,
+                                        args.threads, args.repeats)
+            if isinstance(measured, str):
+                missing[name] = measured
+                continue
+            prefill_s[name], decode_tok_s[name], step_bytes = measured
+            if name == "ours":
+                param_bytes = step_bytes
         gbs = decode_tok_s["ours"] * param_bytes / 1e9
         bandwidth = f"{gbs:.1f} GB/s" + (f" ({gbs / ceiling:.0%} of {ceiling:.1f})" if ceiling else "")
         rows.append((dtype, prefill_s, decode_tok_s, missing, bandwidth))
-        del engines, ours_prefill, ours_decode
     peers = ("transformers", "CTranslate2")
     lines = [
         f"CodeGen-{args.shape} shape, random weights, {args.device}, {args.threads} CPU threads, "

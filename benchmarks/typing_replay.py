@@ -9,7 +9,8 @@ asked for (greedy, no early stop, EOS ignored, so every run does the same work).
   transformers       - CodeGenForCausalLM with its own DynamicCache kept across keystrokes and cropped to the
                        common prefix: its best case (in our activation dtype: bfloat16 or float32 for int8);
   CTranslate2        - (float32 and int8, when installed) generate_batch with the prefix that no keystroke
-                       changes as its cached static_prompt: its best case.
+                       changes as its cached static_prompt: its best case; in a process of its own, so that its
+                       thread pool never competes with ours (common.in_fresh_process).
 All see the same token window (inference/window.py).
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import CTranslate2Peer, bench_checkpoint, ctranslate2_peer, percentile
+from benchmarks.common import bench_checkpoint, ctranslate2_peer, in_fresh_process, percentile
 from codegen_lsp.inference.device import resolve_dtype
 from codegen_lsp.inference.engine import Engine, common_prefix_length
 from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
@@ -96,9 +97,14 @@ def time_transformers(hf: TransformersBestCase, prompts: list[str], encode, budg
     return {"latencies": latencies, "computed": computed, "hit": hit}
 
 
-def time_ctranslate2(peer: CTranslate2Peer, prompts: list[str], encode, budget: int, new_tokens: int) -> dict:
-    """The prefix every keystroke's window shares is CTranslate2's static prompt, cached once before timing."""
-    opening, *windows = (fit_window(prompt, encode, budget)[0] for prompt in [prompts[0][:-1], *prompts])
+def time_ctranslate2(folder: Path, dtype: str, threads: int, device: str, opening: list[int],
+                     windows: list[list[int]], new_tokens: int) -> dict | str:
+    """In a process of its own (common.in_fresh_process): the token windows of the opened file and of each
+    keystroke; the prefix every keystroke's window shares is CTranslate2's static prompt, cached once before
+    timing. Or why there is no CTranslate2 row for this dtype."""
+    peer = ctranslate2_peer(folder, dtype, threads, device)
+    if isinstance(peer, str):
+        return peer
     static_len = min(min(common_prefix_length(opening, ids) for ids in windows), min(map(len, windows)) - 1,
                      len(opening) - 1)
     static = opening[:static_len]
@@ -159,13 +165,14 @@ def typing_benchmark(args: argparse.Namespace) -> str:
         rows["transformers best case"] = time_transformers(hf, prompts, loaded.tokenizer.encode_with_offsets,
                                                            reuse.budget(options), args.new_tokens)
         del hf
-        peer = ctranslate2_peer(folder, dtype_arg, args.threads, args.device)
-        if not isinstance(peer, str):
-            rows["CTranslate2 best case (static prompt)"] = time_ctranslate2(
-                peer, prompts, loaded.tokenizer.encode_with_offsets, reuse.budget(options), args.new_tokens)
-        elif peer != "—":
-            lines.append(f"| {dtype_arg} | CTranslate2 | {peer} | | | |")
-        del peer
+        opening, *windows = (fit_window(prompt, loaded.tokenizer.encode_with_offsets, reuse.budget(options))[0]
+                             for prompt in [prompts[0][:-1], *prompts])
+        ct2 = in_fresh_process(time_ctranslate2, folder, dtype_arg, args.threads, args.device, opening, windows,
+                               args.new_tokens)
+        if not isinstance(ct2, str):
+            rows["CTranslate2 best case (static prompt)"] = ct2
+        elif ct2 != "—":
+            lines.append(f"| {dtype_arg} | CTranslate2 | {ct2} | | | |")
         name = f"{dtype_arg} ({str(dtype).removeprefix('torch.')})" if dtype_arg == "auto" else dtype_arg
         for engine_name, row in rows.items():
             lines.append(

@@ -63,11 +63,17 @@ def test_attention_uses_sdpa_outside_its_case():
                        F.scaled_dot_product_attention(q_bf16, k, v, attn_mask=mask))
 
 
-def test_bf16_cached_decoding_agrees_with_a_bf16_full_forward(tiny_model_dir):
+def test_bf16_cached_decoding_agrees_with_a_bf16_full_forward(tiny_model_dir, monkeypatch):
     """The same bf16 model, once through SDPA (a causal forward over the whole sequence) and once a token and a
-    9-token draft at a time through the cache (few_query_attention): the logits agree to bf16 precision."""
+    9-token draft at a time through the cache (few_query_attention, here from the first position on): the
+    logits agree to bf16 precision."""
+    from codegen_lsp.inference import kernels
     from codegen_lsp.inference.loading import load_folder
 
+    monkeypatch.setattr(kernels, "MIN_POSITIONS_PER_QUERY", 1)
+    calls = []
+    monkeypatch.setattr(kernels, "few_query_attention",
+                        lambda *args: calls.append(1) or few_query_attention(*args))
     loaded = load_folder(tiny_model_dir, "cpu", "bfloat16")
     model, config = loaded.model, loaded.config
     ids = torch.randint(0, config.vocab_size, (1, 48), generator=torch.Generator().manual_seed(3))
@@ -78,6 +84,7 @@ def test_bf16_cached_decoding_agrees_with_a_bf16_full_forward(tiny_model_dir):
         pieces += [model(ids[:, t : t + 1], torch.tensor([t]), cache) for t in range(30, 39)]
         pieces.append(model(ids[:, 39:], torch.arange(39, 48), cache))
     cached = torch.cat(pieces, dim=1).float()
+    assert len(calls) == 10 * config.n_layer  # nine single steps and the draft, in every layer
     scale = full.abs().max()
     assert (cached - full).abs().max() <= 0.05 * scale
     assert (cached.argmax(-1) == full.argmax(-1)).float().mean() >= 0.9
