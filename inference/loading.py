@@ -59,7 +59,7 @@ def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtyp
     del state  # the model holds the only reference: packing below frees each plain matrix as it goes
     if quantized == "int8":
         quantize_int8(model)
-    elif device.type == "cpu" and dtype == torch.bfloat16 and onednn_packing_available():
+    elif device.type == "cpu" and dtype in (torch.bfloat16, torch.float32) and onednn_packing_available():
         pack_for_onednn(model.projections())
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)

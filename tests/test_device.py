@@ -73,22 +73,23 @@ def test_half_precision_weights_and_cache_give_logits_close_to_float32(tiny_mode
     assert (half - full).abs().max() / scale < 0.05
 
 
-def test_bf16_weights_packed_for_onednn_compute_what_plain_weights_do(tiny_model_dir, monkeypatch):
+@pytest.mark.parametrize("dtype, tolerance", [("bfloat16", 0.02), ("float32", 1e-5)])
+def test_weights_packed_for_onednn_compute_what_plain_weights_do(tiny_model_dir, monkeypatch, dtype, tolerance):
     from codegen_lsp.inference import loading
     from codegen_lsp.inference.kernels import onednn_packing_available
 
     if not onednn_packing_available():
         pytest.skip("this torch has no oneDNN")
-    packed = load_folder(tiny_model_dir, "cpu", "bfloat16")
+    packed = load_folder(tiny_model_dir, "cpu", dtype)
     assert sum(p.layout == torch._mkldnn for p in packed.model.parameters()) == 2 * packed.config.n_layer + 1
     monkeypatch.setattr(loading, "onednn_packing_available", lambda: False)
-    plain = load_folder(tiny_model_dir, "cpu", "bfloat16")
+    plain = load_folder(tiny_model_dir, "cpu", dtype)
     assert all(p.layout == torch.strided for p in plain.model.parameters())
     ids = torch.tensor([plain.tokenizer.encode("def add(a, b):\n    return a + b\n" * 3)])
     with torch.no_grad():
         for rows in (ids, ids[:, :1], ids[:, :3]):  # a prefill, one row (decode), a few rows (verification)
             a, b = packed.model(rows).float(), plain.model(rows).float()
-            assert (a - b).abs().max() / b.abs().max() < 0.02
+            assert (a - b).abs().max() / b.abs().max() < tolerance
 
 
 def test_int8_on_cuda_is_refused_with_the_way_out():

@@ -31,6 +31,10 @@ def ours_from(hf_model) -> CodeGen:
     return model
 
 
+def plain(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to_dense() if tensor.layout == torch._mkldnn else tensor
+
+
 def hf_logits(hf_model, ids: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return hf_model(ids).logits
@@ -111,8 +115,8 @@ def test_every_file_format_loads_to_identical_tensors(hf_tiny, tiny_loaded, tmp_
     expected = tiny_loaded.model.state_dict()
     got = loaded.model.state_dict()
     assert expected.keys() == got.keys()
-    for key in expected:
-        assert torch.equal(expected[key], got[key]), key
+    for key in expected:  # a matrix packed for oneDNN on load is compared as the plain matrix it stands for
+        assert torch.equal(plain(expected[key]), plain(got[key])), key
 
 
 @pytest.mark.parametrize(
