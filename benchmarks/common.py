@@ -47,9 +47,10 @@ def in_fresh_process(function: Callable, *args):
     CTranslate2 brings its own OpenMP runtime, and in a process that has loaded it our int8 decode ran ~20%
     slower (0.67 s -> 0.81 s for 32 tokens on the 350M shape), long after its last call."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(function, args)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
 
 
 def measure_read_bandwidth() -> float:

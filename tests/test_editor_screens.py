@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,46 @@ def _screenshot(screen: TmuxScreen, name: str, title: str) -> None:
         save_screenshot(screen, Path(folder) / name, title)
 
 
+@dataclass(frozen=True)
+class AcceptKeys:
+    """The keys an editor's README lists for its ghost text."""
+
+    word: str
+    line: str
+    everything: str
+    dismiss: str
+
+
+def _accept_word_line_rest_then_dismiss(screen: TmuxScreen, editor, case: ScreenCase, completion: str,
+                                        keys: AcceptKeys) -> None:
+    """With the ghost text of `completion` shown after the typed line: accept a word, then the rest of the line,
+    then everything, each checked in the editor's buffer (`editor.line()`, `editor.buffer()`); then on a new line
+    type `if count` and dismiss the ghost text that comes."""
+    first_word = re.match(r"\s*\w+", completion).group(0)
+    first_line = completion.split("\n")[0]
+    typed_line = case.typed_text.split("\n")[-1]
+
+    screen.keys(keys.word)
+    _wait(lambda: editor.line() == typed_line + first_word, f"{keys.word} to insert {first_word!r}", show=editor.line)
+    _ghost_at_cursor(screen, typed_line + first_word, completion[len(first_word) :], 30)
+
+    screen.keys(keys.line)
+    _wait(lambda: editor.line() == typed_line + first_line, f"{keys.line} to insert the rest of the line",
+          show=editor.line)
+
+    screen.keys(keys.everything)
+    _wait(lambda: editor.buffer() == case.typed_text + completion, f"{keys.everything} to insert the rest",
+          show=editor.buffer)
+
+    screen.keys("Enter")
+    screen.type("if count")
+    screen.wait(lambda: len(screen.lines()[screen.cursor()[0]].rstrip()) > screen.cursor()[1], "ghost text")
+    screen.keys(keys.dismiss)
+    screen.wait(lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"),
+                f"{keys.dismiss} to dismiss the ghost text")
+    assert editor.line().endswith("if count")
+
+
 def _case_file(tmp_path: Path, server: list[str]) -> Path:
     path = tmp_path / "case.json"
     path.write_text(json.dumps({"server": server, "settings": SCREEN_SETTINGS | {"logLevel": "debug"}}))
@@ -144,7 +185,6 @@ def test_nvim_ghost_text_on_screen(tmp_path: Path) -> None:
     command = [nvim_path, "--clean", "-u", str(init), "--listen", str(socket), str(case.path)]
     completion = screen_completion(case, final_newline=True)
     first_word = re.match(r"\s*\w+", completion).group(0)
-    first_line = completion.split("\n")[0]
     typed_line = case.typed_text.split("\n")[-1]
     with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=30) as screen:
         screen.wait_for_text("class Inventory")
@@ -157,24 +197,8 @@ def test_nvim_ghost_text_on_screen(tmp_path: Path) -> None:
         assert nvim.buffer() == case.typed_text, "the ghost text is not in the buffer"
         _screenshot(screen, "nvim.png", "nvim inventory.py — codegen-lsp")
 
-        screen.keys("M-Right")  # accept a word
-        _wait(lambda: nvim.line() == typed_line + first_word, f"M-Right to insert {first_word!r}")
-        _ghost_at_cursor(screen, typed_line + first_word, completion[len(first_word) :], 30)
-
-        screen.keys("C-M-Right")  # accept the line
-        _wait(lambda: nvim.line() == typed_line + first_line, "M-C-Right to insert the rest of the line")
-
-        screen.keys("Tab")  # accept the rest
-        _wait(lambda: nvim.buffer() == case.typed_text + completion, "Tab to insert the rest")
-
-        screen.keys("Enter")
-        screen.type("if count")
-        screen.wait(lambda: len(screen.lines()[screen.cursor()[0]].rstrip()) > screen.cursor()[1], "ghost text")
-        screen.keys("C-]")  # dismiss
-        screen.wait(
-            lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"), "C-] to dismiss the ghost text"
-        )
-        assert nvim.line().endswith("if count")
+        keys = AcceptKeys(word="M-Right", line="C-M-Right", everything="Tab", dismiss="C-]")
+        _accept_word_line_rest_then_dismiss(screen, nvim, case, completion, keys)
 
         screen.keys("Escape")
         screen.type(":w")
@@ -245,7 +269,6 @@ def test_emacs_ghost_text_on_screen(tmp_path: Path) -> None:
     command = [emacs_path, "-nw", "-Q", "-l", str(init), str(case.path)]
     completion = screen_completion(case)  # M-> goes past the final newline: none after the typed line
     first_word = re.match(r"\s*\w+", completion).group(0)
-    first_line = completion.split("\n")[0]
     typed_line = case.typed_text.split("\n")[-1]
     with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=32) as screen:
         screen.wait_for_text("class Inventory")
@@ -258,24 +281,8 @@ def test_emacs_ghost_text_on_screen(tmp_path: Path) -> None:
         assert emacs.buffer() == case.typed_text, "the ghost text is not in the buffer"
         _screenshot(screen, "emacs.png", "emacs inventory.py — codegen-lsp")
 
-        screen.keys("M-Right")  # accept a word
-        _wait(lambda: emacs.line() == typed_line + first_word, f"M-<right> to insert {first_word!r}", show=emacs.line)
-        _ghost_at_cursor(screen, typed_line + first_word, completion[len(first_word) :], 30)
-
-        screen.keys("M-Down")  # accept the line
-        _wait(lambda: emacs.line() == typed_line + first_line, "M-<down> to insert the rest of the line")
-
-        screen.keys("Tab")  # accept the rest
-        _wait(lambda: emacs.buffer() == case.typed_text + completion, "TAB to insert the rest")
-
-        screen.keys("Enter")
-        screen.type("if count")
-        screen.wait(lambda: len(screen.lines()[screen.cursor()[0]].rstrip()) > screen.cursor()[1], "ghost text")
-        screen.keys("C-g")  # dismiss
-        screen.wait(
-            lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"), "C-g to dismiss the ghost text"
-        )
-        assert emacs.line().endswith("if count")
+        keys = AcceptKeys(word="M-Right", line="M-Down", everything="Tab", dismiss="C-g")
+        _accept_word_line_rest_then_dismiss(screen, emacs, case, completion, keys)
 
         screen.keys("C-x", "C-s")
         _wait(lambda: case.path.read_text() == emacs.buffer(), "C-x C-s to save the file")
