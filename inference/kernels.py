@@ -1,7 +1,8 @@
 """CPU kernel dispatch and allocator tricks for the model's matrix products, kept apart from the model itself.
 
 `Linear` is the model's projection: an nn.Linear whose forward picks the fastest CPU path for its weight's form
-(a oneDNN-packed bf16 weight, one decode row of a plain weight); elsewhere (CUDA, training) it is F.linear.
+(a oneDNN-packed bf16 or fp32 weight, one decode row of a plain weight); elsewhere (CUDA, training) it is
+F.linear.
 inference/quantize.py swaps these modules for int8 ones after loading. `attention` is the model's attention: a
 few new queries over a bf16 KV cache as two batched products on the CPU, SDPA everywhere else.
 """
