@@ -1,11 +1,18 @@
 """Engine benchmarks, ours against transformers in the same run (commands, never tests).
 
-    codegen-lsp bench engine [--dtypes float32,bfloat16,int8] [--prefill 1024] [--decode 32] [--repeats 3]
+    codegen-lsp bench engine [--dtypes float32,bfloat16,int8] [--prefill 1024] [--decode 32] [--context 8]
+                             [--repeats 3]
     codegen-lsp bench memory [--dtypes float32,bfloat16]
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
 Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
 Each engine runs in a fresh process of its own (common.in_fresh_process), one after the other.
+
+Prefill: the forward pass over a `--prefill`-token prompt. Decode: `--decode` tokens after a context of `--context`
+tokens whose first C-1 are cached once beforehand (ours: the KV cache; transformers: its DynamicCache, cropped back
+after each run; CTranslate2: its cached static prompt): each run is the last context token and the decode steps,
+`--decode` forward passes in every engine. At the default context of 8 the cache is small; `--context 1500` is a
+typing position, where attention over the cache weighs in.
 """
 
 from __future__ import annotations
@@ -25,25 +32,24 @@ from benchmarks.common import (
 from codegen_lsp.inference.device import DTYPES
 
 
-def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str):
+def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int, device: str):
     from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
     from codegen_lsp.inference.kv_cache import KVCache
     from codegen_lsp.inference.loading import load_folder
 
     loaded = load_folder(folder, device, dtype)
     model, config = loaded.model, loaded.config
-    cache = KVCache(config, config.n_positions, loaded.dtype, loaded.device)
-    prompt = prompt.to(loaded.device)
+    cache, context_cache = (KVCache(config, config.n_positions, loaded.dtype, loaded.device) for _ in range(2))
+    prompt, context = prompt.to(loaded.device), context.to(loaded.device)
+    C = context.numel()
+    prefill(model, context[:-1], 0, context_cache)
 
     def run_prefill() -> torch.Tensor:
         return prefill(model, prompt, 0, cache)
 
     def run_decode() -> None:
-        logits = run_prefill_short()
-        decode_loop(model, cache, logits, 8, n_decode, Sampler(), eos_ids=())
-
-    def run_prefill_short() -> torch.Tensor:
-        return prefill(model, prompt[:8], 0, cache)
+        logits = prefill(model, context[-1:], C - 1, context_cache)
+        decode_loop(model, context_cache, logits, C, n_decode, Sampler(), eos_ids=())  # n_decode - 1 more passes
 
     # Bytes of weights one decode step reads: every matrix once (int8 ones are buffers, with their scales), but
     # only one row of the embedding.
@@ -53,14 +59,19 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, d
     return run_prefill, run_decode, step_bytes
 
 
-def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str):
+def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
+                        device: str):
     """transformers' CodeGen, or why it has no column for this dtype."""
     if dtype not in DTYPES:
         return "—"
     from transformers import CodeGenForCausalLM, DynamicCache
 
     model = CodeGenForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype]).eval().to(device)
-    prompt = prompt.to(device)
+    prompt, context = prompt.to(device), context.to(device)
+    C = context.numel()
+    context_cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        model(context[None, :-1], cache=context_cache, use_cache=True, logits_to_keep=1)
 
     @torch.inference_mode()
     def run_prefill() -> None:
@@ -68,41 +79,43 @@ def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode
 
     @torch.inference_mode()
     def run_decode() -> None:
-        out = model(prompt[None, :8], cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
-        cache, token = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
-        for _ in range(n_decode - 1):
-            out = model(token, cache=cache, use_cache=True)
-            cache, token = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+        if (extra := context_cache.get_seq_length() - (C - 1)) > 0:
+            context_cache.crop(-extra)  # transformers 5: a negative count removes that many tokens
+        token = context[None, -1:]
+        for _ in range(n_decode):
+            out = model(token, cache=context_cache, use_cache=True)
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
 
     return run_prefill, run_decode
 
 
-def ctranslate2_runner(folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str, threads: int):
-    """CTranslate2's Generator: prefill = the prompt and one generated token; decode = n_decode tokens after an
-    8-token prompt, like ours. Or why it has no column for this dtype."""
+def ctranslate2_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
+                       device: str, threads: int):
+    """CTranslate2's Generator: prefill = the prompt and one generated token; decode = n_decode tokens after the
+    context, all of it but its last token being the cached static prompt. Or why it has no column for this dtype."""
     peer = ctranslate2_peer(folder, dtype, threads, device)
     if isinstance(peer, str):
         return peer
-    ids = prompt.tolist()
-    return (lambda: peer.generate(ids, 1)), (lambda: peer.generate(ids[:8], n_decode))
+    ids, static = prompt.tolist(), context.tolist()
+    peer.generate(static[-1:], 1, static[:-1])  # caches the static prompt's state before any timing
+    return (lambda: peer.generate(ids, 1)), (lambda: peer.generate(static[-1:], n_decode, static[:-1]))
 
 
 RUNNERS = {"ours": ours_runner, "transformers": transformers_runner, "CTranslate2": ctranslate2_runner}
 
 
-def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, n_decode: int, device: str,
-                   threads: int, repeats: int) -> tuple[float, float, int | None] | str:
+def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
+                   device: str, threads: int, repeats: int) -> tuple[float, float, int | None] | str:
     """In a process of its own: (prefill seconds, decode tokens/s, bytes of weights per decode step or None) of
     one engine, or why it has no column for this dtype."""
     torch.set_num_threads(threads)
     runner = RUNNERS[name]
     extra = (threads,) if name == "CTranslate2" else ()
-    made = runner(folder, dtype, prompt, n_decode, device, *extra)
+    made = runner(folder, dtype, prompt, context, n_decode, device, *extra)
     if isinstance(made, str):
         return made
     run_prefill, run_decode, *step_bytes = made
     prefill_s = median_time(run_prefill, repeats, device=device)
-    # every decode includes the same 8-token prefill that seeds it (small next to 31 decode steps)
     decode_tok_s = n_decode / median_time(run_decode, repeats, device=device)
     return prefill_s, decode_tok_s, (step_bytes[0] if step_bytes else None)
 
@@ -110,14 +123,15 @@ def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, n_
 def engine_benchmark(args: argparse.Namespace) -> str:
     folder = bench_checkpoint(args)
     prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
+    context = torch.randint(0, 50000, (args.context,), generator=torch.Generator().manual_seed(1))
     torch.set_num_threads(args.threads)
     ceiling = measure_read_bandwidth() if args.device == "cpu" else None
     rows = []
     for dtype in args.dtypes.split(","):
         prefill_s, decode_tok_s, missing = {}, {}, {}
         for name in RUNNERS:
-            measured = in_fresh_process(measure_engine, name, folder, dtype, prompt, args.decode, args.device,
-                                        args.threads, args.repeats)
+            measured = in_fresh_process(measure_engine, name, folder, dtype, prompt, context, args.decode,
+                                        args.device, args.threads, args.repeats)
             if isinstance(measured, str):
                 missing[name] = measured
                 continue
@@ -130,7 +144,8 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     peers = ("transformers", "CTranslate2")
     lines = [
         f"CodeGen-{args.shape} shape, random weights, {args.device}, {args.threads} CPU threads, "
-        f"prefill {args.prefill} tokens, decode {args.decode} tokens, median of {args.repeats}"
+        f"prefill {args.prefill} tokens, decode {args.decode} tokens after {args.context} of context, "
+        f"median of {args.repeats}"
         + (f"; memory read bandwidth (sum over 1.5 GB): {ceiling:.1f} GB/s" if ceiling else ""),
         "",
         "| dtype | prefill ours (s) | prefill transformers (s) | prefill CTranslate2 (s) | decode ours (tok/s) "
@@ -211,6 +226,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtypes", default="float32,bfloat16,int8")
     parser.add_argument("--prefill", type=int, default=1024)
     parser.add_argument("--decode", type=int, default=32)
+    parser.add_argument("--context", type=int, default=8, help="tokens before the decoded ones (2 or more)")
     parser.add_argument("--repeats", type=int, default=3)
 
 
