@@ -36,6 +36,7 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.T
     from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
     from codegen_lsp.inference.kv_cache import KVCache
     from codegen_lsp.inference.loading import load_folder
+    from codegen_lsp.inference.quantize import Int8Linear
 
     loaded = load_folder(folder, device, dtype)
     model, config = loaded.model, loaded.config
@@ -51,11 +52,12 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.T
         logits = prefill(model, context[-1:], C - 1, context_cache)
         decode_loop(model, context_cache, logits, C, n_decode, Sampler(), eos_ids=())  # n_decode - 1 more passes
 
-    # Bytes of weights one decode step reads: every matrix once (int8 ones are buffers, with their scales), but
-    # only one row of the embedding.
+    # Bytes of weights one decode step reads: every matrix once (int8 ones are buffers, with their scales, or
+    # fbgemm's packed copies, which are not tensors), but only one row of the embedding.
     tensors = dict(model.named_parameters()) | {n: b for n, b in model.named_buffers() if not n.startswith("rotary")}
     read = {name: t for name, t in tensors.items() if name != "wte.weight" or config.tie_word_embeddings}
-    step_bytes = sum(t.numel() * t.element_size() for t in read.values())
+    packed = sum(m.weight_bytes for m in model.modules() if isinstance(m, Int8Linear) and m.kernel == "fbgemm")
+    step_bytes = sum(t.numel() * t.element_size() for t in read.values()) + packed
     return run_prefill, run_decode, step_bytes
 
 

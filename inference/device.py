@@ -21,6 +21,20 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def cpu_has_vnni() -> bool:
+    """True when the CPU multiplies int8 with VNNI (AVX512-VNNI or AVX-VNNI), read from /proc/cpuinfo's flags (so
+    False off Linux): where fbgemm's int8 products add u8 x s8 pairs without saturating 16 bits."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = line.partition(":")[2].split()
+                    return "avx512_vnni" in flags or "avx_vnni" in flags
+    except OSError:
+        pass
+    return False
+
+
 def resolve_device(device: str) -> torch.device:
     """"auto": CUDA when a GPU is present, else the CPU."""
     if device not in DEVICES and not device.startswith("cuda:"):

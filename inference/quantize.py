@@ -1,9 +1,15 @@
 """int8 weights (`dtype: "int8"`): per-output-channel symmetric scales, applied once after loading.
 
 Each projection's weight W (N, K) becomes q = round(W / s) in [-127, 127] with s = max|W[n, :]| / 127 per output
-channel, so |W - q * s| <= s / 2 element-wise. A product runs through torch._int_mm (oneDNN's int8 GEMM, VNNI
-where the CPU has it): each row of activations is quantized on the fly with its own symmetric scale (dynamic,
-per token), the int32 result is rescaled by (row scale x channel scale), the bias added in fp32.
+channel, so |W - q * s| <= s / 2 element-wise. Each row of activations is quantized on the fly with its own scale
+(dynamic, per token), the int32 sums are rescaled, the bias added in fp32. Two kernels do the product:
+- fbgemm's dynamic int8 linear (torch.ops.quantized.linear_dynamic, the weights packed once), where the CPU has
+  VNNI: it quantizes its input with one asymmetric 8-bit scale, so several rows are first scaled to [-1, 1] each
+  (per-token resolution kept) and rescaled after. Measured on the CodeGen-350M shapes (2 threads, AMD EPYC with
+  AVX512-VNNI), against torch._int_mm below: one row 235 vs 431 us (7168 x 1024), 186 vs 223 us (1024 x 5120),
+  1271 vs 2733 us (the 51200 x 1024 head); 9 rows 2-2.6x faster; 256 rows 1.3-1.8x faster. Same quality on the
+  bundled model (held-out loss over 2.5k tokens: fp32 2.6669, _int_mm 2.6683, fbgemm 2.6693).
+- torch._int_mm (oneDNN's int8 GEMM) elsewhere: activations quantized symmetrically per row by us.
 
 Why dynamic per-token int8 activations and not weight-only bf16 x int8 (gpt-fast's _weight_int8pack_mm): measured
 on this project's CPU (2 threads, min over interleaved runs, CodeGen-350M's shapes), the fastest of the paths
@@ -17,9 +23,12 @@ Per-token scales keep one token's outliers out of every other token's resolution
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
+from codegen_lsp.inference.device import cpu_has_vnni
 from codegen_lsp.inference.kernels import release_freed_memory
 from codegen_lsp.inference.model import CodeGen
 
@@ -67,41 +76,86 @@ def int8_product(x: Tensor, weight_t: Tensor, channel_step: Tensor, bias: Tensor
     return out.to(x.dtype).view(*x.shape[:-1], -1)
 
 
-class Int8Linear(nn.Module):
-    """A projection with int8 weights, its per-channel scales and an fp32 bias."""
+def fbgemm_available() -> bool:
+    """fbgemm's dynamic int8 linear exists in this torch and is exact on this CPU (VNNI: without it, its 8-bit
+    activations would have to lose a bit to avoid saturating 16-bit pair sums)."""
+    return (torch.backends.quantized.engine in ("x86", "fbgemm") and hasattr(torch.ops.quantized, "linear_dynamic")
+            and cpu_has_vnni())
 
-    def __init__(self, weight: Tensor, scale: Tensor, bias: Tensor | None) -> None:
+
+def pack_for_fbgemm(weight: Tensor, scale: Tensor) -> object:
+    """weight (N, K) int8 with per-channel scale (N,) -> fbgemm's packed form (no bias: it is added in fp32)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch 2.13 calls quantized tensors deprecated
+        zero_points = torch.zeros(weight.shape[0], dtype=torch.int64)
+        qweight = torch._make_per_channel_quantized_tensor(weight, scale.double(), zero_points, 0)
+        return torch.ops.quantized.linear_prepack(qweight, None)
+
+
+def fbgemm_product(x: Tensor, packed: object, bias: Tensor | None) -> Tensor:
+    """x (..., K) float @ the packed int8 weight + bias (N,) fp32, in x's dtype. fbgemm quantizes its whole input
+    with one scale: one row (a decode step) is its own; several rows are scaled to [-1, 1] first, so that each
+    keeps the resolution of a per-token scale, and scaled back after."""
+    rows = x.reshape(-1, x.shape[-1])  # (R, K)
+    if rows.shape[0] == 1:
+        out = torch.ops.quantized.linear_dynamic(rows.float(), packed, False)  # (1, N) fp32
+        out = out if bias is None else out.add_(bias)
+    else:
+        row_max = torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True, dtype=torch.float32)  # (R, 1)
+        row_max.clamp_(min=torch.finfo(torch.float32).tiny)
+        out = torch.ops.quantized.linear_dynamic(rows / row_max, packed, False)  # (R, N) fp32
+        out = out.mul_(row_max) if bias is None else torch.addcmul(bias, out, row_max)
+    return out.to(x.dtype).view(*x.shape[:-1], -1)
+
+
+class Int8Linear(nn.Module):
+    """A projection with int8 weights, its per-channel scales and an fp32 bias; the weights packed for fbgemm
+    (which then holds the only copy) or kept for torch._int_mm."""
+
+    def __init__(self, weight: Tensor, scale: Tensor, bias: Tensor | None, fbgemm: bool = False) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)  # (N, K) int8
+        self.out_features, self.in_features = weight.shape
         self.register_buffer("scale", scale)  # (N,) fp32
         self.register_buffer("bias", None if bias is None else bias.detach().float())  # (N,) fp32
-        self._channel_step = scale / INT8_MAX  # (N,) fp32: the forward's constants, prepared once
-        self._weight_t = weight.t()  # (K, N): a view, what _int_mm takes
+        self._packed = pack_for_fbgemm(weight, scale) if fbgemm else None
+        self.register_buffer("weight", None if fbgemm else weight)  # (N, K) int8, for _int_mm
+        self._channel_step = scale / INT8_MAX  # (N,) fp32: _int_mm's constants, prepared once
+        self._weight_t = None if fbgemm else weight.t()  # (K, N): a view, what _int_mm takes
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
+    def from_linear(cls, linear: nn.Linear, fbgemm: bool = False) -> Int8Linear:
         q, scale = quantize_per_channel(linear.weight.detach())
-        return cls(q, scale, linear.bias)
+        return cls(q, scale, linear.bias, fbgemm)
 
     @property
-    def in_features(self) -> int:
-        return self.weight.shape[1]
+    def kernel(self) -> str:
+        return "fbgemm" if self._packed is not None else "_int_mm"
 
     @property
-    def out_features(self) -> int:
-        return self.weight.shape[0]
+    def weight_bytes(self) -> int:
+        return self.out_features * self.in_features  # one byte each, in whichever copy the kernel reads
+
+    def int8_weight(self) -> Tensor:
+        """The (N, K) int8 weight, unpacked from fbgemm's form when packed."""
+        if self._packed is None:
+            return self.weight
+        return torch.ops.quantized.linear_unpack(self._packed)[0].int_repr()
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._packed is not None:
+            return fbgemm_product(x, self._packed, self.bias)
         return int8_product(x, self._weight_t, self._channel_step, self.bias)
 
 
-def quantize_int8(model: CodeGen, head: bool = QUANTIZE_HEAD) -> None:
+def quantize_int8(model: CodeGen, head: bool = QUANTIZE_HEAD, fbgemm: bool | None = None) -> None:
     """Swap every projection (and the head, unless tied or `head` is False) for an Int8Linear, in place, one
-    matrix at a time so that the float copies are freed as it goes."""
+    matrix at a time so that the float copies are freed as it goes; through fbgemm where it is available (or as
+    `fbgemm` says)."""
+    fbgemm = fbgemm_available() if fbgemm is None else fbgemm
     targets = {id(linear) for linear in model.projections(head)}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if id(child) in targets:
-                setattr(parent, name, Int8Linear.from_linear(child))
+                setattr(parent, name, Int8Linear.from_linear(child, fbgemm))
                 del child
                 release_freed_memory()

@@ -17,11 +17,19 @@ import pytest
 import torch
 
 from codegen_lsp.inference import device as device_module
+from codegen_lsp.inference import quantize as quantize_module
 from codegen_lsp.inference.engine import Engine
 from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR
+from codegen_lsp.inference.kv_cache import KVCache
 from codegen_lsp.inference.loading import load, load_folder
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, ModelSpec
-from codegen_lsp.inference.quantize import Int8Linear, dequantize, int8_linear, quantize_per_channel
+from codegen_lsp.inference.quantize import (
+    Int8Linear,
+    dequantize,
+    fbgemm_available,
+    int8_linear,
+    quantize_per_channel,
+)
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    return a * b\n" * 3
 
@@ -77,9 +85,49 @@ def int8_loaded(tiny_model_dir):
 def test_loading_int8_quantizes_every_projection_and_the_head(int8_loaded):
     model = int8_loaded.model
     projections = [m for block in model.h for m in (block.in_proj, block.out_proj)] + [model.lm_head]
-    assert all(isinstance(m, Int8Linear) and m.weight.dtype == torch.int8 for m in projections)
+    assert all(isinstance(m, Int8Linear) and m.int8_weight().dtype == torch.int8 for m in projections)
+    assert {m.kernel for m in projections} == {"fbgemm" if fbgemm_available() else "_int_mm"}
     assert model.wte.weight.dtype == int8_loaded.dtype  # the embedding stays a float table
     assert int8_loaded.quantized == "int8" and int8_loaded.dtype_name.startswith("int8")
+
+
+needs_fbgemm = pytest.mark.skipif(not fbgemm_available(), reason="fbgemm's int8 linear needs an x86 CPU with VNNI")
+
+
+@needs_fbgemm
+def test_fbgemm_keeps_a_per_token_scale_for_rows_of_any_magnitude():
+    """fbgemm quantizes its input with one scale; rows six decades apart must each keep their own resolution
+    (a shared scale would round the small rows to nothing)."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 96)
+    x = torch.randn(7, 256) * torch.logspace(-3, 3, 7)[:, None]  # (R, K)
+    expected = torch.nn.functional.linear(x, dequantize(*quantize_per_channel(linear.weight.detach())), linear.bias)
+    for rows in (x, x[3:4]):  # several rows, and one (a decode step's path)
+        out = Int8Linear.from_linear(linear, fbgemm=True)(rows)
+        error = (out - expected[: len(rows)] if len(rows) > 1 else out - expected[3:4]).abs().amax(dim=-1)
+        reference = (expected[: len(rows)] if len(rows) > 1 else expected[3:4]).abs().amax(dim=-1)
+        assert torch.all(error <= 0.03 * reference + 1e-3 * linear.bias.abs().max())
+
+
+KERNELS = [pytest.param(True, id="fbgemm", marks=needs_fbgemm), pytest.param(False, id="_int_mm")]
+
+
+@pytest.fixture(scope="module", params=KERNELS)
+def int8_by_kernel(tiny_model_dir, request):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quantize_module, "fbgemm_available", lambda: request.param)
+        return load_folder(tiny_model_dir, "cpu", "int8")
+
+
+@needs_fbgemm
+def test_fbgemm_holds_the_only_copy_of_the_weights_and_the_same_int8_values(tiny_model_dir, monkeypatch):
+    loaded = {}
+    for kernel in (True, False):
+        monkeypatch.setattr(quantize_module, "fbgemm_available", lambda kernel=kernel: kernel)
+        loaded[kernel] = load_folder(tiny_model_dir, "cpu", "int8")
+    fbgemm, int_mm = loaded[True].model.lm_head, loaded[False].model.lm_head
+    assert fbgemm.kernel == "fbgemm" and fbgemm.weight is None and int_mm.kernel == "_int_mm"
+    assert torch.equal(fbgemm.int8_weight(), int_mm.int8_weight())
 
 
 @pytest.mark.parametrize("fast_bf16", [True, False])
@@ -90,17 +138,22 @@ def test_int8_activations_follow_the_cpus_native_bf16_support(tiny_model_dir, mo
     assert loaded.dtype_name == f"int8 ({'bfloat16' if fast_bf16 else 'float32'} activations)"
 
 
-def test_int8_logits_are_close_to_float32(int8_loaded, tiny_loaded):
+def test_int8_logits_are_close_to_float32(int8_by_kernel, tiny_loaded):
+    """With either kernel, over a whole prompt (several rows per product) and a token at a time (one row)."""
     ids = torch.tensor([tiny_loaded.tokenizer.encode(PROMPT)])
+    cache = KVCache(int8_by_kernel.config, int8_by_kernel.config.n_positions, int8_by_kernel.dtype, "cpu")
     with torch.no_grad():
         full = tiny_loaded.model(ids)  # (1, T, V)
-        int8 = int8_loaded.model(ids).float()
+        whole = int8_by_kernel.model(ids).float()
+        stepwise = torch.cat([int8_by_kernel.model(ids[:, t : t + 1], torch.tensor([t]), cache)
+                              for t in range(ids.shape[1])], dim=1).float()
     std = full.std()
-    assert torch.isfinite(int8).all()
-    assert (int8 - full).abs().max() < 0.3 * std
-    assert (int8 - full).abs().mean() < 0.05 * std
-    # argmax at each position: a random model has near-ties, so not all, but nearly all
-    assert (int8.argmax(-1) == full.argmax(-1)).float().mean() > 0.85
+    for int8 in (whole, stepwise):
+        assert torch.isfinite(int8).all()
+        assert (int8 - full).abs().max() < 0.3 * std
+        assert (int8 - full).abs().mean() < 0.05 * std
+        # argmax at each position: a random model has near-ties, so not all, but nearly all
+        assert (int8.argmax(-1) == full.argmax(-1)).float().mean() > 0.85
 
 
 def test_the_trained_bundled_models_greedy_choices_match_float32():
