@@ -106,6 +106,16 @@ class AcceptKeys:
     dismiss: str
 
 
+def _type_then_see_the_ghost(screen: TmuxScreen, editor, case: ScreenCase, completion: str, picture: str) -> None:
+    """Type the case's text: the ghost text of `completion` shows at the cursor, in its own colour, and is not in
+    the editor's buffer; a picture of the screen is kept when asked for (CODEGEN_LSP_SCREENSHOTS)."""
+    screen.type(case.typed)
+    _ghost_at_cursor(screen, case.typed_text.split("\n")[-1], completion)
+    _ghost_coloured_apart(screen, "if", re.match(r"\s*\w+", completion).group(0))
+    assert editor.buffer() == case.typed_text, "the ghost text is not in the buffer"
+    _screenshot(screen, f"{picture}.png", f"{picture} inventory.py — codegen-lsp")
+
+
 def _accept_word_line_rest_then_dismiss(screen: TmuxScreen, editor, case: ScreenCase, completion: str,
                                         keys: AcceptKeys) -> None:
     """With the ghost text of `completion` shown after the typed line: accept a word, then the rest of the line,
@@ -184,18 +194,12 @@ def test_nvim_ghost_text_on_screen(tmp_path: Path) -> None:
     init = EDITORS / "nvim" / "test" / "screen_init.lua"
     command = [nvim_path, "--clean", "-u", str(init), "--listen", str(socket), str(case.path)]
     completion = screen_completion(case, final_newline=True)
-    first_word = re.match(r"\s*\w+", completion).group(0)
-    typed_line = case.typed_text.split("\n")[-1]
     with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=30) as screen:
         screen.wait_for_text("class Inventory")
         nvim = Nvim(nvim_path, socket)
         _wait(lambda: nvim.attached() == 1, "the server to attach")
         screen.keys("G", "o")
-        screen.type(case.typed)
-        _ghost_at_cursor(screen, typed_line, completion)
-        _ghost_coloured_apart(screen, "if", first_word)
-        assert nvim.buffer() == case.typed_text, "the ghost text is not in the buffer"
-        _screenshot(screen, "nvim.png", "nvim inventory.py — codegen-lsp")
+        _type_then_see_the_ghost(screen, nvim, case, completion, "nvim")
 
         keys = AcceptKeys(word="M-Right", line="C-M-Right", everything="Tab", dismiss="C-]")
         _accept_word_line_rest_then_dismiss(screen, nvim, case, completion, keys)
@@ -268,18 +272,12 @@ def test_emacs_ghost_text_on_screen(tmp_path: Path) -> None:
     init = EDITORS / "emacs" / "test" / "screen-init.el"
     command = [emacs_path, "-nw", "-Q", "-l", str(init), str(case.path)]
     completion = screen_completion(case)  # M-> goes past the final newline: none after the typed line
-    first_word = re.match(r"\s*\w+", completion).group(0)
-    typed_line = case.typed_text.split("\n")[-1]
     with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=32) as screen:
         screen.wait_for_text("class Inventory")
         emacs = Emacs(sockets)
         _wait(lambda: (sockets / "server").exists() and emacs.managed(), "Eglot to manage the buffer", 60)
         screen.keys("M->")
-        screen.type(case.typed)
-        _ghost_at_cursor(screen, typed_line, completion)
-        _ghost_coloured_apart(screen, "if", first_word)
-        assert emacs.buffer() == case.typed_text, "the ghost text is not in the buffer"
-        _screenshot(screen, "emacs.png", "emacs inventory.py — codegen-lsp")
+        _type_then_see_the_ghost(screen, emacs, case, completion, "emacs")
 
         keys = AcceptKeys(word="M-Right", line="M-Down", everything="Tab", dismiss="C-g")
         _accept_word_line_rest_then_dismiss(screen, emacs, case, completion, keys)
