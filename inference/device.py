@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.protocol import ErrorKind
+from codegen_lsp.inference.protocol import FLOAT_DTYPES, QUANTIZED_DTYPES, ErrorKind
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-QUANTIZED = ("int8",)  # weight formats: the activations and KV cache then use the CPU's best float type
+DTYPES = {name: getattr(torch, name) for name in FLOAT_DTYPES}
+QUANTIZED = QUANTIZED_DTYPES
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 
 DEFAULT_MODEL = "Salesforce/codegen-350M-mono"
+# The names the dtype setting takes (inference/device.py maps them to torch types; the server cannot import it).
+FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+QUANTIZED_DTYPES = ("int8",)  # weight formats: the activations and KV cache then use the CPU's best float type
+DTYPE_CHOICES = ("auto", *FLOAT_DTYPES, *QUANTIZED_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class ModelSpec:
     model: str = DEFAULT_MODEL  # Hub id, local folder, or "bundled"
     revision: str | None = None
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    dtype: str = "auto"  # one of DTYPE_CHOICES
     cuda_graphs: bool = True  # capture the decode step on CUDA
     cache_slots: int = 4  # one KV cache per document, LRU
     cache_reuse: bool = True  # reuse the longest common token prefix across requests

@@ -18,6 +18,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from codegen_lsp.inference.protocol import DTYPE_CHOICES, FLOAT_DTYPES
+
 from .languages import LANGUAGE_IDS
 
 __all__ = ["main"]
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     complete.add_argument("--num-candidates", type=int)
     complete.add_argument("--context-tokens", type=int)
     complete.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    complete.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16", "int8"))
+    complete.add_argument("--dtype", choices=DTYPE_CHOICES)
     complete.add_argument(
         "--settings",
         default=None,
@@ -89,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("outdir", type=Path, help="a new (or empty) folder")
     export.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     export.add_argument(
-        "--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
+        "--dtype", choices=("auto", *FLOAT_DTYPES), default="auto",
         help="dtype of the written weights (auto: as the checkpoint stores them)",
     )
 

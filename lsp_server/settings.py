@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from codegen_lsp.inference.protocol import GenerationOptions, ModelSpec
+from codegen_lsp.inference.protocol import DTYPE_CHOICES, GenerationOptions, ModelSpec
 from codegen_lsp.inference.stop_rule import StopRule
 from codegen_lsp.lsp_server.remote import RemoteSpec
 from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
@@ -164,7 +164,7 @@ class ModelSettings:
         ModelSpec.dtype,
         "Weight type; `auto` is float16 on CUDA, on the CPU bfloat16 where it is native, else float32; `int8` "
         "(CPU only) stores weights in int8 for faster decoding.",
-        _choice("auto", "float32", "float16", "bfloat16", "int8"),
+        _choice(*DTYPE_CHOICES),
     )
     cache_reuse: bool = _setting(
         ModelSpec.cache_reuse,
