@@ -86,9 +86,8 @@ class RequestQueue:
     def add(self, request: CompletionRequest) -> None:
         job = Job(request)
         with self._cond:
-            superseded = [j for j in (*self._waiting, *self._idle) if j.request.document == request.document]
-            self._waiting = [j for j in self._waiting if j not in superseded]
-            self._idle = deque(j for j in self._idle if j not in superseded)
+            superseded = [j for j in self._queued() if j.request.document == request.document]
+            self._drop(superseded)
             running = self._running
             if running is not None and not running.stop.is_set():
                 if running.request.document == request.document:
@@ -109,11 +108,10 @@ class RequestQueue:
                 running.preempted = False
                 running.stop.set()
                 return
-            found = next((j for j in (*self._waiting, *self._idle) if j.request.request_id == request_id), None)
-            if found is None:
+            found = [j for j in self._queued() if j.request.request_id == request_id]
+            if not found:
                 return
-            self._waiting = [j for j in self._waiting if j is not found]
-            self._idle = deque(j for j in self._idle if j is not found)
+            self._drop(found)
         self.sender.send(RequestCancelled(request_id))
 
     def next(self) -> Job | None:
@@ -140,14 +138,23 @@ class RequestQueue:
             self._cond.notify()
             return True
 
+    def _queued(self) -> list[Job]:
+        """Every job waiting to run, idle ones included (under the lock)."""
+        return [*self._waiting, *self._idle]
+
+    def _drop(self, jobs: list[Job]) -> None:
+        """Take `jobs` out of the queues (under the lock); jobs compare by identity."""
+        self._waiting = [j for j in self._waiting if j not in jobs]
+        self._idle = deque(j for j in self._idle if j not in jobs)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
             if self._running:
                 self._running.stop.set()
             self._cond.notify_all()
-            pending = [*self._waiting, *self._idle]
-            self._waiting, self._idle = [], deque()
+            pending = self._queued()
+            self._drop(pending)
         for job in pending:
             self.sender.send(RequestCancelled(job.request.request_id))
 
