@@ -96,3 +96,76 @@ def test_int8_on_cuda_is_refused_with_the_way_out():
     with pytest.raises(ModelLoadError, match="CPU only.*float16") as info:
         resolve_dtype("int8", torch.device("cuda"))
     assert info.value.kind.name == "BAD_CONFIG"
+
+
+
+# Allocates 64 MB through torch or through the C library's malloc (as fbgemm does), touches every page and
+# prints the allocation's AnonHugePages in kB. "in-process": imports the package first, as the CLI does.
+HUGE_PAGE_PROBE = """
+import ctypes, sys
+
+if sys.argv[2] == "in-process":
+    import codegen_lsp.inference
+import torch
+
+if sys.argv[1] == "torch":
+    kept = torch.empty(64 * 2**20, dtype=torch.uint8).fill_(1)
+    address = kept.data_ptr()
+else:
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    address = libc.malloc(64 * 2**20)
+    ctypes.memset(address, 1, 64 * 2**20)
+huge_kb, inside = 0, False
+with open("/proc/self/smaps") as smaps:
+    for line in smaps:
+        head = line.split()[0]
+        if "-" in head and not head.endswith(":"):
+            start, end = (int(part, 16) for part in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("AnonHugePages:"):
+            huge_kb = int(line.split()[1])
+print(huge_kb)
+"""
+# "started": the probe runs in a process started by one that imported the package (the worker, a benchmark's
+# engine), and inherits what it set.
+HUGE_PAGE_PARENT = """
+import subprocess, sys
+import codegen_lsp.inference
+
+print(subprocess.run([sys.executable, "-c", *sys.argv[1:]], capture_output=True, text=True, check=True).stdout)
+"""
+
+
+def _transparent_huge_pages_mode() -> str | None:
+    try:
+        text = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return None
+    return text[text.index("[") + 1 : text.index("]")]
+
+
+@pytest.mark.parametrize("allocator, where", [("torch", "in-process"), ("malloc", "started")])
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_large_allocations_land_on_huge_pages_unless_the_person_opts_out(allocator, where, opt_out):
+    """A decode step reads every weight once: on 4 KB pages that is a TLB miss every 4 KB. Large torch tensors of
+    a process that imported the package, and what malloc hands out (fbgemm's packed int8 weights) in a process it
+    started, lie on huge pages; a person's THP_MEM_ALLOC_ENABLE=0 / glibc.malloc.hugetlb=0 is kept."""
+    import os
+    import subprocess
+    import sys
+
+    if _transparent_huge_pages_mode() not in ("madvise", "always"):
+        pytest.skip("this kernel has no transparent huge pages to ask for")
+    env = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", "GLIBC_TUNABLES")}
+    if opt_out:
+        env |= {"THP_MEM_ALLOC_ENABLE": "0", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    script = [HUGE_PAGE_PARENT, HUGE_PAGE_PROBE] if where == "started" else [HUGE_PAGE_PROBE]
+    result = subprocess.run([sys.executable, "-c", *script, allocator, where], env=env, capture_output=True,
+                            text=True, timeout=120, check=True)
+    huge_kb = int(result.stdout.split()[0])
+    if opt_out:
+        if _transparent_huge_pages_mode() == "madvise":
+            assert huge_kb == 0
+    else:
+        assert huge_kb >= 32 * 1024  # most of the 64 MB (the kernel may fall back where memory is fragmented)

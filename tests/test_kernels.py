@@ -88,3 +88,24 @@ def test_bf16_cached_decoding_agrees_with_a_bf16_full_forward(tiny_model_dir, mo
     scale = full.abs().max()
     assert (cached - full).abs().max() <= 0.05 * scale
     assert (cached.argmax(-1) == full.argmax(-1)).float().mean() >= 0.9
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 2e-2), (torch.float32, 1e-5)])
+def test_a_packed_product_of_fewer_rows_than_onednn_likes_gives_each_row_its_own_result(dtype, tolerance):
+    """1 to ONEDNN_MIN_ROWS - 1 rows go through oneDNN padded with zero rows; what comes back is those rows'
+    products, with and without a bias, in the input's shape."""
+    from codegen_lsp.inference.kernels import ONEDNN_MIN_ROWS, linear, onednn_packing_available
+
+    if not onednn_packing_available():
+        pytest.skip("this torch has no oneDNN")
+    generator = torch.Generator().manual_seed(7)
+    weight = torch.randn(96, 64, generator=generator)  # (N, K)
+    bias = torch.randn(96, generator=generator)
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype), 16)
+    for rows in range(1, ONEDNN_MIN_ROWS + 2):
+        x = torch.randn(1, rows, 64, generator=generator)  # (B, R, K)
+        for b in (None, bias):
+            ours = linear(x.to(dtype), packed, None if b is None else b.to(dtype))
+            expected = F.linear(x.to(dtype).float(), weight.to(dtype).float(), b)
+            assert ours.shape == (1, rows, 96) and ours.dtype == dtype
+            assert (ours.float() - expected).abs().max() <= tolerance * expected.abs().max()
