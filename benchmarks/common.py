@@ -53,16 +53,22 @@ def in_fresh_process(function: Callable, *args):
         return pool.submit(function, *args).result()
 
 
-def measure_read_bandwidth() -> float:
-    """GB/s at which this machine reads memory: a sum over 1.5 GB, far beyond any cache, best of 3. A decode
-    step reads every weight once, so this is its ceiling (a sum over a cached tensor reports far more)."""
+def read_bandwidth_probe() -> Callable[[], float]:
+    """A function giving the GB/s at which this machine reads memory now: a sum over 1.5 GB (allocated once, far
+    beyond any cache), best of 2. A decode step reads every weight once, so this is its ceiling (a sum over a
+    cached tensor reports far more). The host's bandwidth moves from minute to minute (31-61 GB/s on the same
+    2 cores within an hour), so the engine benchmark measures it right before each decode run, in that process."""
     x = torch.ones(384 * 1024 * 1024)  # 1.5 GB of float32
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - start)
-    return x.numel() * x.element_size() / best / 1e9
+
+    def probe() -> float:
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            x.sum()
+            best = min(best, time.perf_counter() - start)
+        return x.numel() * x.element_size() / best / 1e9
+
+    return probe
 
 
 def random_checkpoint(folder: Path, seed: int = 0, shape: str = "350M") -> Path:

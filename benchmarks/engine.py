@@ -6,7 +6,8 @@
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
 Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
-Each engine runs in a fresh process of its own (common.in_fresh_process), one after the other.
+Each engine runs in a fresh process of its own (common.in_fresh_process), one after the other, started after
+this package asked for huge pages (inference/__init__.py): the peers' weights lie on huge pages as ours do.
 
 Prefill: the forward pass over a `--prefill`-token prompt. Decode: `--decode` tokens after a context of `--context`
 tokens whose first C-1 are cached once beforehand (ours: the KV cache; transformers: its DynamicCache, cropped back
@@ -26,8 +27,8 @@ from benchmarks.common import (
     bench_checkpoint,
     ctranslate2_peer,
     in_fresh_process,
-    measure_read_bandwidth,
     median_time,
+    read_bandwidth_probe,
 )
 from codegen_lsp.inference.device import DTYPES
 
@@ -58,7 +59,52 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.T
     read = {name: t for name, t in tensors.items() if name != "wte.weight" or config.tie_word_embeddings}
     packed = sum(m.weight_bytes for m in model.modules() if isinstance(m, Int8Linear) and m.kernel == "fbgemm")
     step_bytes = sum(t.numel() * t.element_size() for t in read.values()) + packed
-    return run_prefill, run_decode, step_bytes
+    return run_prefill, run_decode, step_bytes, lambda: decode_step_breakdown(model, context_cache, C)
+
+
+def decode_step_breakdown(model, cache, position: int, rounds: int = 30) -> dict[str, float]:
+    """Where one decode step's time goes (ms, medians over alternating rounds, one process): the whole step; its
+    matrix products alone (the same weights, one padded row each, back to back); the step with every product
+    replaced by a stub returning a ready tensor (attention, norms, rotary, cache writes, Python between them)."""
+    import statistics
+    import time
+
+    from codegen_lsp.inference import kernels
+    from codegen_lsp.inference.generate import decode_one
+    from codegen_lsp.inference.quantize import Int8Linear
+
+    projections = [m for m in model.modules() if isinstance(m, (kernels.Linear, Int8Linear))]
+    rows = [torch.randn(1, p.in_features, dtype=model.dtype) for p in projections]
+    token, at = torch.tensor([[5]]), torch.tensor([position])
+    ready: dict[tuple, torch.Tensor] = {}
+
+    def stub(self, x: torch.Tensor) -> torch.Tensor:
+        key = (*x.shape[:-1], self.out_features)
+        return ready.setdefault(key, torch.zeros(key, dtype=x.dtype))
+
+    def step() -> None:
+        decode_one(model, token, at, cache)
+
+    def products() -> None:
+        for projection, row in zip(projections, rows, strict=True):
+            projection(row)
+
+    def stubbed_step() -> None:
+        for projection in projections:
+            projection.forward = stub.__get__(projection)
+        try:
+            step()
+        finally:
+            for projection in projections:
+                del projection.forward  # the class's forward again
+
+    times: dict[str, list[float]] = {"step": [], "products": [], "rest": []}
+    for _ in range(rounds):
+        for name, run in (("step", step), ("products", products), ("rest", stubbed_step)):
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
@@ -107,19 +153,37 @@ RUNNERS = {"ours": ours_runner, "transformers": transformers_runner, "CTranslate
 
 
 def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
-                   device: str, threads: int, repeats: int) -> tuple[float, float, int | None] | str:
-    """In a process of its own: (prefill seconds, decode tokens/s, bytes of weights per decode step or None) of
-    one engine, or why it has no column for this dtype."""
+                   device: str, threads: int, repeats: int) -> dict | str:
+    """In a process of its own: one engine's prefill seconds and decode tokens/s (medians), or why it has no
+    column for this dtype. Ours on the CPU also: the bytes of weights a decode step reads, and the share of the
+    memory bandwidth they are read at, each decode run against the bandwidth measured right before it."""
+    import statistics
+    import time
+
     torch.set_num_threads(threads)
     runner = RUNNERS[name]
     extra = (threads,) if name == "CTranslate2" else ()
     made = runner(folder, dtype, prompt, context, n_decode, device, *extra)
     if isinstance(made, str):
         return made
-    run_prefill, run_decode, *step_bytes = made
-    prefill_s = median_time(run_prefill, repeats, device=device)
-    decode_tok_s = n_decode / median_time(run_decode, repeats, device=device)
-    return prefill_s, decode_tok_s, (step_bytes[0] if step_bytes else None)
+    run_prefill, run_decode, *step_bytes_and_breakdown = made
+    step_bytes, breakdown = step_bytes_and_breakdown or (None, None)
+    measured = {"prefill_s": median_time(run_prefill, repeats, device=device)}
+    if step_bytes is None or device != "cpu":
+        measured["decode_tok_s"] = n_decode / median_time(run_decode, repeats, device=device)
+        return measured
+    probe = read_bandwidth_probe()
+    run_decode()  # warm-up
+    seconds, bandwidths, shares = [], [], []
+    for _ in range(repeats):
+        bandwidths.append(probe())
+        start = time.perf_counter()
+        run_decode()
+        seconds.append(time.perf_counter() - start)
+        shares.append(step_bytes * n_decode / seconds[-1] / 1e9 / bandwidths[-1])
+    return measured | {"decode_tok_s": n_decode / statistics.median(seconds), "step_bytes": step_bytes,
+                       "bandwidth": statistics.median(bandwidths), "share": statistics.median(shares),
+                       "breakdown": breakdown()}
 
 
 def engine_benchmark(args: argparse.Namespace) -> str:
@@ -127,8 +191,7 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
     context = torch.randint(0, 50000, (args.context,), generator=torch.Generator().manual_seed(1))
     torch.set_num_threads(args.threads)
-    ceiling = measure_read_bandwidth() if args.device == "cpu" else None
-    rows = []
+    rows, breakdowns = [], []
     for dtype in args.dtypes.split(","):
         prefill_s, decode_tok_s, missing = {}, {}, {}
         for name in RUNNERS:
@@ -137,18 +200,29 @@ def engine_benchmark(args: argparse.Namespace) -> str:
             if isinstance(measured, str):
                 missing[name] = measured
                 continue
-            prefill_s[name], decode_tok_s[name], step_bytes = measured
+            prefill_s[name], decode_tok_s[name] = measured["prefill_s"], measured["decode_tok_s"]
             if name == "ours":
-                param_bytes = step_bytes
-        gbs = decode_tok_s["ours"] * param_bytes / 1e9
-        bandwidth = f"{gbs:.1f} GB/s" + (f" ({gbs / ceiling:.0%} of {ceiling:.1f})" if ceiling else "")
+                ours = measured
+        bandwidth = "—"
+        if "share" in ours:
+            gbs = ours["decode_tok_s"] * ours["step_bytes"] / 1e9
+            bandwidth = f"{gbs:.1f} GB/s ({ours['share']:.0%} of {ours['bandwidth']:.1f})"
         rows.append((dtype, prefill_s, decode_tok_s, missing, bandwidth))
+        if "breakdown" in ours:
+            b, gb = ours["breakdown"], ours["step_bytes"] / 1e9
+            breakdowns.append(
+                f"- {dtype}: a decode step {b['step']:.1f} ms = its matrix products {b['products']:.1f} ms alone "
+                f"(reading {gb / b['products'] * 1e3:.1f} GB/s; {b['products'] / b['step']:.0%} of the step) + "
+                f"{b['rest']:.1f} ms of everything else with the products stubbed; weights read over the whole "
+                f"step: {gb / b['step'] * 1e3:.1f} GB/s")
     peers = ("transformers", "CTranslate2")
     lines = [
         f"CodeGen-{args.shape} shape, random weights, {args.device}, {args.threads} CPU threads, "
         f"prefill {args.prefill} tokens, decode {args.decode} tokens after {args.context} of context, "
         f"median of {args.repeats}"
-        + (f"; memory read bandwidth (sum over 1.5 GB): {ceiling:.1f} GB/s" if ceiling else ""),
+        + ("; weights read by our decode: bytes per step x tokens/s, and their share of the memory read bandwidth"
+           " (a sum over 1.5 GB) measured in the same process right before each decode run (median of the runs'"
+           " shares; of the bandwidths)" if args.device == "cpu" else ""),
         "",
         "| dtype | prefill ours (s) | prefill transformers (s) | prefill CTranslate2 (s) | decode ours (tok/s) "
         "| decode transformers (tok/s) | decode CTranslate2 (tok/s) | decode: ours vs fastest peer "
@@ -165,6 +239,9 @@ def engine_benchmark(args: argparse.Namespace) -> str:
                      f"| {cell(prefill_s, 'CTranslate2', '.2f')} | {decode_tok_s['ours']:.1f} "
                      f"| {cell(decode_tok_s, 'transformers', '.1f')} | {cell(decode_tok_s, 'CTranslate2', '.1f')} "
                      f"| {ratio} | {bw} |")
+    if breakdowns:
+        lines += ["", f"Where our decode step's time goes (at {args.context} tokens of context; medians of 30 "
+                      "alternating rounds in one process):", *breakdowns]
     by_dtype = {row[0]: row[2]["ours"] for row in rows}
     if "int8" in by_dtype and "bfloat16" in by_dtype:
         lines += ["", f"Our int8 decode is {by_dtype['int8'] / by_dtype['bfloat16']:.2f}x our bfloat16 decode."]
