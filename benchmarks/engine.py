@@ -169,9 +169,9 @@ def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, co
     run_prefill, run_decode, *step_bytes_and_breakdown = made
     step_bytes, breakdown = step_bytes_and_breakdown or (None, None)
     measured = {"prefill_s": median_time(run_prefill, repeats, device=device)}
-    if step_bytes is None or device != "cpu":
+    if step_bytes is None or device != "cpu":  # a peer, or ours on a GPU (no CPU bandwidth to compare with)
         measured["decode_tok_s"] = n_decode / median_time(run_decode, repeats, device=device)
-        return measured
+        return measured if step_bytes is None else measured | {"step_bytes": step_bytes}
     probe = read_bandwidth_probe()
     run_decode()  # warm-up
     seconds, bandwidths, shares = [], [], []
@@ -203,10 +203,9 @@ def engine_benchmark(args: argparse.Namespace) -> str:
             prefill_s[name], decode_tok_s[name] = measured["prefill_s"], measured["decode_tok_s"]
             if name == "ours":
                 ours = measured
-        bandwidth = "—"
-        if "share" in ours:
-            gbs = ours["decode_tok_s"] * ours["step_bytes"] / 1e9
-            bandwidth = f"{gbs:.1f} GB/s ({ours['share']:.0%} of {ours['bandwidth']:.1f})"
+        gbs = ours["decode_tok_s"] * ours["step_bytes"] / 1e9
+        share = f" ({ours['share']:.0%} of {ours['bandwidth']:.1f})" if "share" in ours else ""
+        bandwidth = f"{gbs:.1f} GB/s{share}"
         rows.append((dtype, prefill_s, decode_tok_s, missing, bandwidth))
         if "breakdown" in ours:
             b, gb = ours["breakdown"], ours["step_bytes"] / 1e9
