@@ -3,5 +3,3 @@
     python -m benchmarks engine|typing|memory|server [args]      (from a checkout)
     codegen-lsp bench engine|typing|memory|server [args]         (the same, where the checkout is importable)
 """
-
-import codegen_lsp.inference  # noqa: F401, E402  before torch: large tensors on huge pages, as in the worker

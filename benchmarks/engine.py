@@ -6,8 +6,7 @@
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
 Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
-Each engine runs in a fresh process of its own (common.in_fresh_process), one after the other, started after
-this package asked for huge pages (inference/__init__.py): the peers' weights lie on huge pages as ours do.
+Each engine runs in a fresh process of its own (common.in_fresh_process), one after the other.
 
 Prefill: the forward pass over a `--prefill`-token prompt. Decode: `--decode` tokens after a context of `--context`
 tokens whose first C-1 are cached once beforehand (ours: the KV cache; transformers: its DynamicCache, cropped back
