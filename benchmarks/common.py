@@ -56,8 +56,9 @@ def in_fresh_process(function: Callable, *args):
 def read_bandwidth_probe() -> Callable[[], float]:
     """A function giving the GB/s at which this machine reads memory now: a sum over 1.5 GB (allocated once, far
     beyond any cache), best of 2. A decode step reads every weight once, so this is its ceiling (a sum over a
-    cached tensor reports far more). The host's bandwidth moves from minute to minute (31-61 GB/s on the same
-    2 cores within an hour), so the engine benchmark measures it right before each decode run, in that process."""
+    cached tensor reports far more). What a process sees depends on the memory it is given (31-64 GB/s between
+    processes on this project's 2-core VM, steady within each), so the engine benchmark measures it in our
+    engine's own process, right before each decode run."""
     x = torch.ones(384 * 1024 * 1024)  # 1.5 GB of float32
 
     def probe() -> float:

@@ -96,4 +96,3 @@ def test_int8_on_cuda_is_refused_with_the_way_out():
     with pytest.raises(ModelLoadError, match="CPU only.*float16") as info:
         resolve_dtype("int8", torch.device("cuda"))
     assert info.value.kind.name == "BAD_CONFIG"
-
