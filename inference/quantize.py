@@ -62,13 +62,18 @@ def int8_linear(x: Tensor, weight: Tensor, scale: Tensor, bias: Tensor | None) -
     return int8_product(x, weight.t(), scale / INT8_MAX, None if bias is None else bias.float())
 
 
+def row_abs_max(rows: Tensor) -> Tensor:
+    """Each row's largest magnitude (R, K) -> (R, 1) fp32, never 0: the per-token scale of both kernels."""
+    return torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True, dtype=torch.float32).clamp_(
+        min=torch.finfo(torch.float32).tiny)
+
+
 def int8_product(x: Tensor, weight_t: Tensor, channel_step: Tensor, bias: Tensor | None) -> Tensor:
     """int8_linear with its constants prepared (Int8Linear keeps them): weight_t (K, N) int8, channel_step (N,)
     = scale / 127, bias (N,) fp32. Written in as few operations as torch allows: at one row (a decode step) each
     costs a few microseconds, and a step runs 41 of these products."""
     rows = x.reshape(-1, x.shape[-1])  # (R, K)
-    row_max = torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True, dtype=torch.float32)  # (R, 1)
-    row_max.clamp_(min=torch.finfo(torch.float32).tiny)
+    row_max = row_abs_max(rows)  # (R, 1)
     q = torch.mul(rows, INT8_MAX / row_max).round_().to(torch.int8)  # (R, K): a new tensor, x is untouched
     exact = torch._int_mm(q, weight_t)  # (R, N) int32 sums, exact
     unit = channel_step * row_max  # (R, N): what one unit of an int32 sum is worth
@@ -101,8 +106,7 @@ def fbgemm_product(x: Tensor, packed: object, bias: Tensor | None) -> Tensor:
         out = torch.ops.quantized.linear_dynamic(rows.float(), packed, False)  # (1, N) fp32
         out = out if bias is None else out.add_(bias)
     else:
-        row_max = torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True, dtype=torch.float32)  # (R, 1)
-        row_max.clamp_(min=torch.finfo(torch.float32).tiny)
+        row_max = row_abs_max(rows)  # (R, 1)
         out = torch.ops.quantized.linear_dynamic(rows / row_max, packed, False)  # (R, N) fp32
         out = out.mul_(row_max) if bias is None else torch.addcmul(bias, out, row_max)
     return out.to(x.dtype).view(*x.shape[:-1], -1)

@@ -154,7 +154,7 @@ class RequestQueue:
                 self._running.stop.set()
             self._cond.notify_all()
             pending = self._queued()
-            self._drop(pending)
+            self._waiting, self._idle = [], deque()
         for job in pending:
             self.sender.send(RequestCancelled(job.request.request_id))
 
