@@ -13,8 +13,15 @@ from pathlib import Path
 import torch
 
 CODEGEN_350M_SHAPE = dict(
-    vocab_size=51200, n_positions=2048, n_ctx=2048, n_embd=1024, n_layer=20, n_head=16, rotary_dim=32,
-    activation_function="gelu_new", tie_word_embeddings=False,
+    vocab_size=51200,
+    n_positions=2048,
+    n_ctx=2048,
+    n_embd=1024,
+    n_layer=20,
+    n_head=16,
+    rotary_dim=32,
+    activation_function="gelu_new",
+    tie_word_embeddings=False,
 )
 # The published checkpoints' shapes (config.json of Salesforce/codegen-{350M,2B}-*): speed depends on these only.
 SHAPES = {
@@ -77,9 +84,9 @@ def random_checkpoint(folder: Path, seed: int = 0, shape: str = "350M") -> Path:
     the 2B one is stored in float16 (5.6 GB instead of 11)."""
     import shutil
 
-    from codegen_lsp.inference.config import CodeGenConfig
-    from codegen_lsp.inference.export import save_checkpoint
-    from codegen_lsp.inference.model import CodeGen, init_weights
+    from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+    from codegen_lsp.inference.checkpoint.export import save_checkpoint
+    from codegen_lsp.inference.model.codegen import CodeGen, init_weights
     from codegen_lsp.tokenizer import BUNDLED_TOKENIZER_DIR
 
     if (folder / "model.safetensors").exists():
@@ -108,8 +115,11 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--shape", default="350M", choices=sorted(SHAPES), help="the CodeGen shape measured")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
-                        help="where the random CodeGen-350M-shaped checkpoint is written (once)")
+    parser.add_argument(
+        "--workdir",
+        default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
+        help="where the random CodeGen-350M-shaped checkpoint is written (once)",
+    )
 
 
 CTRANSLATE2_COMPUTE_TYPES = {"float32": "float32", "int8": "int8"}  # our dtype -> CTranslate2's, on the CPU
@@ -127,8 +137,9 @@ class CTranslate2Peer:
         converted = checkpoint.parent / f"ctranslate2-{compute_type}"
         if not (converted / "model.bin").exists():
             TransformersConverter(str(checkpoint)).convert(str(converted), quantization=compute_type, force=True)
-        self.generator = ctranslate2.Generator(str(converted), device=device, compute_type=compute_type,
-                                               intra_threads=threads, inter_threads=1)
+        self.generator = ctranslate2.Generator(
+            str(converted), device=device, compute_type=compute_type, intra_threads=threads, inter_threads=1
+        )
         self.vocabulary: list[str] = json.loads((converted / "vocabulary.json").read_text(encoding="utf-8"))
         self.index = {token: i for i, token in enumerate(self.vocabulary)}
 
@@ -136,9 +147,14 @@ class CTranslate2Peer:
         """Greedy, exactly `new_tokens` tokens (no early stop); `static` is a prefix whose state CTranslate2 caches
         across calls (its static_prompt)."""
         result = self.generator.generate_batch(
-            [[self.vocabulary[i] for i in ids]], max_length=new_tokens, min_length=new_tokens, sampling_topk=1,
-            include_prompt_in_result=False, static_prompt=[self.vocabulary[i] for i in static] or None,
-            cache_static_prompt=True, end_token=[],
+            [[self.vocabulary[i] for i in ids]],
+            max_length=new_tokens,
+            min_length=new_tokens,
+            sampling_topk=1,
+            include_prompt_in_result=False,
+            static_prompt=[self.vocabulary[i] for i in static] or None,
+            cache_static_prompt=True,
+            end_token=[],
         )[0]
         return [self.index[token] for token in result.sequences[0]]
 

@@ -29,14 +29,14 @@ from benchmarks.common import (
     median_time,
     read_bandwidth_probe,
 )
-from codegen_lsp.inference.device import DTYPES
+from codegen_lsp.inference.model.device import DTYPES
 
 
 def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int, device: str):
-    from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
-    from codegen_lsp.inference.kv_cache import KVCache
-    from codegen_lsp.inference.loading import load_folder
-    from codegen_lsp.inference.quantize import Int8Linear
+    from codegen_lsp.inference.checkpoint.loading import load_folder
+    from codegen_lsp.inference.model.generate import Sampler, decode_loop, prefill
+    from codegen_lsp.inference.model.kv_cache import KVCache
+    from codegen_lsp.inference.model.quantize import Int8Linear
 
     loaded = load_folder(folder, device, dtype)
     model, config = loaded.model, loaded.config
@@ -68,9 +68,9 @@ def decode_step_breakdown(model, cache, position: int, rounds: int = 30) -> dict
     import statistics
     import time
 
-    from codegen_lsp.inference import kernels
-    from codegen_lsp.inference.generate import decode_one
-    from codegen_lsp.inference.quantize import Int8Linear
+    from codegen_lsp.inference.model import kernels
+    from codegen_lsp.inference.model.generate import decode_one
+    from codegen_lsp.inference.model.quantize import Int8Linear
 
     projections = [m for m in model.modules() if isinstance(m, (kernels.Linear, Int8Linear))]
     rows = [torch.randn(1, p.in_features, dtype=model.dtype) for p in projections]
@@ -106,8 +106,9 @@ def decode_step_breakdown(model, cache, position: int, rounds: int = 30) -> dict
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
-                        device: str):
+def transformers_runner(
+    folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int, device: str
+):
     """transformers' CodeGen, or why it has no column for this dtype."""
     if dtype not in DTYPES:
         return "—"
@@ -136,8 +137,9 @@ def transformers_runner(folder: Path, dtype: str, prompt: torch.Tensor, context:
     return run_prefill, run_decode
 
 
-def ctranslate2_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
-                       device: str, threads: int):
+def ctranslate2_runner(
+    folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int, device: str, threads: int
+):
     """CTranslate2's Generator: prefill = the prompt and one generated token; decode = n_decode tokens after the
     context, all of it but its last token being the cached static prompt. Or why it has no column for this dtype."""
     peer = ctranslate2_peer(folder, dtype, threads, device)
@@ -151,8 +153,17 @@ def ctranslate2_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: 
 RUNNERS = {"ours": ours_runner, "transformers": transformers_runner, "CTranslate2": ctranslate2_runner}
 
 
-def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int,
-                   device: str, threads: int, repeats: int) -> dict | str:
+def measure_engine(
+    name: str,
+    folder: Path,
+    dtype: str,
+    prompt: torch.Tensor,
+    context: torch.Tensor,
+    n_decode: int,
+    device: str,
+    threads: int,
+    repeats: int,
+) -> dict | str:
     """In a process of its own: one engine's prefill seconds and decode tokens/s (medians), or why it has no
     column for this dtype. Ours on the CPU also: the bytes of weights a decode step reads, and the share of the
     memory bandwidth they are read at, each decode run against the bandwidth measured right before it."""
@@ -180,9 +191,13 @@ def measure_engine(name: str, folder: Path, dtype: str, prompt: torch.Tensor, co
         run_decode()
         seconds.append(time.perf_counter() - start)
         shares.append(step_bytes * n_decode / seconds[-1] / 1e9 / bandwidths[-1])
-    return measured | {"decode_tok_s": n_decode / statistics.median(seconds), "step_bytes": step_bytes,
-                       "bandwidth": statistics.median(bandwidths), "share": statistics.median(shares),
-                       "breakdown": breakdown()}
+    return measured | {
+        "decode_tok_s": n_decode / statistics.median(seconds),
+        "step_bytes": step_bytes,
+        "bandwidth": statistics.median(bandwidths),
+        "share": statistics.median(shares),
+        "breakdown": breakdown(),
+    }
 
 
 def engine_benchmark(args: argparse.Namespace) -> str:
@@ -194,8 +209,18 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     for dtype in args.dtypes.split(","):
         prefill_s, decode_tok_s, missing = {}, {}, {}
         for name in RUNNERS:
-            measured = in_fresh_process(measure_engine, name, folder, dtype, prompt, context, args.decode,
-                                        args.device, args.threads, args.repeats)
+            measured = in_fresh_process(
+                measure_engine,
+                name,
+                folder,
+                dtype,
+                prompt,
+                context,
+                args.decode,
+                args.device,
+                args.threads,
+                args.repeats,
+            )
             if isinstance(measured, str):
                 missing[name] = measured
                 continue
@@ -212,15 +237,20 @@ def engine_benchmark(args: argparse.Namespace) -> str:
                 f"- {dtype}: a decode step {b['step']:.1f} ms = its matrix products {b['products']:.1f} ms alone "
                 f"(reading {gb / b['products'] * 1e3:.1f} GB/s; {b['products'] / b['step']:.0%} of the step) + "
                 f"{b['rest']:.1f} ms of everything else with the products stubbed; weights read over the whole "
-                f"step: {gb / b['step'] * 1e3:.1f} GB/s")
+                f"step: {gb / b['step'] * 1e3:.1f} GB/s"
+            )
     peers = ("transformers", "CTranslate2")
     lines = [
         f"CodeGen-{args.shape} shape, random weights, {args.device}, {args.threads} CPU threads, "
         f"prefill {args.prefill} tokens, decode {args.decode} tokens after {args.context} of context, "
         f"median of {args.repeats}"
-        + ("; weights read by our decode: bytes per step x tokens/s, and their share of the memory read bandwidth"
-           " (a sum over 1.5 GB) measured in the same process right before each decode run (median of the runs'"
-           " shares; of the bandwidths)" if args.device == "cpu" else ""),
+        + (
+            "; weights read by our decode: bytes per step x tokens/s, and their share of the memory read bandwidth"
+            " (a sum over 1.5 GB) measured in the same process right before each decode run (median of the runs'"
+            " shares; of the bandwidths)"
+            if args.device == "cpu"
+            else ""
+        ),
         "",
         "| dtype | prefill ours (s) | prefill transformers (s) | prefill CTranslate2 (s) | decode ours (tok/s) "
         "| decode transformers (tok/s) | decode CTranslate2 (tok/s) | decode: ours vs fastest peer "
@@ -228,18 +258,25 @@ def engine_benchmark(args: argparse.Namespace) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for dtype, prefill_s, decode_tok_s, missing, bw in rows:
+
         def cell(measured: dict, name: str, fmt: str, missing: dict = missing) -> str:
             return format(measured[name], fmt) if name in measured else missing[name]
 
         best_peer = max((decode_tok_s[p] for p in peers if p in decode_tok_s), default=None)
         ratio = f"{decode_tok_s['ours'] / best_peer:.2f}x" if best_peer else "—"
-        lines.append(f"| {dtype} | {prefill_s['ours']:.2f} | {cell(prefill_s, 'transformers', '.2f')} "
-                     f"| {cell(prefill_s, 'CTranslate2', '.2f')} | {decode_tok_s['ours']:.1f} "
-                     f"| {cell(decode_tok_s, 'transformers', '.1f')} | {cell(decode_tok_s, 'CTranslate2', '.1f')} "
-                     f"| {ratio} | {bw} |")
+        lines.append(
+            f"| {dtype} | {prefill_s['ours']:.2f} | {cell(prefill_s, 'transformers', '.2f')} "
+            f"| {cell(prefill_s, 'CTranslate2', '.2f')} | {decode_tok_s['ours']:.1f} "
+            f"| {cell(decode_tok_s, 'transformers', '.1f')} | {cell(decode_tok_s, 'CTranslate2', '.1f')} "
+            f"| {ratio} | {bw} |"
+        )
     if breakdowns:
-        lines += ["", f"Where our decode step's time goes (at {args.context} tokens of context; medians of 30 "
-                      "alternating rounds in one process):", *breakdowns]
+        lines += [
+            "",
+            f"Where our decode step's time goes (at {args.context} tokens of context; medians of 30 "
+            "alternating rounds in one process):",
+            *breakdowns,
+        ]
     by_dtype = {row[0]: row[2]["ours"] for row in rows}
     if "int8" in by_dtype and "bfloat16" in by_dtype:
         lines += ["", f"Our int8 decode is {by_dtype['int8'] / by_dtype['bfloat16']:.2f}x our bfloat16 decode."]
@@ -251,8 +288,8 @@ import resource, sys, time, torch
 torch.set_num_threads({threads})
 start = time.perf_counter()
 if {ours}:
-    from codegen_lsp.inference.engine import Engine
-    from codegen_lsp.inference.loading import load_folder
+    from codegen_lsp.inference.worker.engine import Engine
+    from codegen_lsp.inference.checkpoint.loading import load_folder
     from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
     engine = Engine(load_folder({folder!r}, {device!r}, {dtype!r}), cache_slots=1)
     loaded_s = time.perf_counter() - start
@@ -286,16 +323,18 @@ def memory_benchmark(args: argparse.Namespace) -> str:
     for dtype in args.dtypes.split(","):
         measured = {}
         for ours in (True, False) if dtype in DTYPES else (True,):  # transformers has no int8 of ours
-            code = MEMORY_PROBE.format(threads=args.threads, ours=ours, folder=str(folder), device=args.device,
-                                       dtype=dtype)
+            code = MEMORY_PROBE.format(
+                threads=args.threads, ours=ours, folder=str(folder), device=args.device, dtype=dtype
+            )
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if out.returncode:
                 raise RuntimeError(f"the memory probe failed:\n{out.stderr[-2000:]}")
             rss, load_s = out.stdout.split()[-2:]
             measured[ours] = (int(rss) / 1e9, float(load_s))
         (ours_rss, ours_load), (hf_rss, hf_load) = measured[True], measured.get(False, (float("nan"),) * 2)
-        lines.append(f"| {dtype} | {ours_rss:.2f} | {hf_rss:.2f} | {ours_rss / hf_rss:.2f}x | {ours_load:.1f} "
-                     f"| {hf_load:.1f} |")
+        lines.append(
+            f"| {dtype} | {ours_rss:.2f} | {hf_rss:.2f} | {ours_rss / hf_rss:.2f}x | {ours_load:.1f} | {hf_load:.1f} |"
+        )
     return "\n".join(lines)
 
 

@@ -29,8 +29,8 @@ __all__ = ["add_arguments", "remote_benchmark"]
 LOCAL_WORKER_RSS = """
 import resource, sys, torch
 torch.set_num_threads(2)
-from codegen_lsp.inference.engine import Engine
-from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.worker.engine import Engine
+from codegen_lsp.inference.checkpoint.loading import load_folder
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
 engine = Engine(load_folder(sys.argv[1], "cpu", "float32"), cache_slots=1)
 engine.generate(CompletionRequest(1, "d", open(sys.argv[2]).read()[:6000], GenerationOptions(max_new_tokens=16)))
@@ -73,11 +73,11 @@ def remote_benchmark(args: argparse.Namespace) -> str:
     import torch
 
     from benchmarks.typing_replay import replay_prompts
-    from codegen_lsp.inference.engine import Engine
-    from codegen_lsp.inference.export_gptj import export_gptj
-    from codegen_lsp.inference.loading import load_folder
+    from codegen_lsp.inference.checkpoint.export_gptj import export_gptj
+    from codegen_lsp.inference.checkpoint.loading import load_folder
     from codegen_lsp.inference.protocol import GenerationOptions
-    from codegen_lsp.lsp_server.remote import OpenAIBackend, RemoteSpec, load_model_files
+    from codegen_lsp.inference.worker.engine import Engine
+    from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, RemoteSpec, load_model_files
 
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
@@ -88,8 +88,14 @@ def remote_benchmark(args: argparse.Namespace) -> str:
     python = vllm_python()
     if python is None:
         raise SystemExit("CODEGEN_LSP_SKIP_VLLM=1: no vLLM to measure")
-    server = VllmServer(python, export, workdir / "vllm-bench.log", max_model_len=2048, served_name="codegen-350M",
-                        kv_cache_gib=args.kv_cache_gib)
+    server = VllmServer(
+        python,
+        export,
+        workdir / "vllm-bench.log",
+        max_model_len=2048,
+        served_name="codegen-350M",
+        kv_cache_gib=args.kv_cache_gib,
+    )
     options = GenerationOptions(max_new_tokens=args.new_tokens, context_tokens=1536)
     files = load_model_files(str(folder), None)
     started = time.perf_counter()
@@ -112,8 +118,9 @@ def remote_benchmark(args: argparse.Namespace) -> str:
             jobs = []
             for i, path in enumerate(editor_sources(count)):
                 text = path.read_text()
-                editor_prompts = replay_prompts(text, files.tokenizer.encode_with_offsets, args.tokens_before,
-                                                args.keystrokes)
+                editor_prompts = replay_prompts(
+                    text, files.tokenizer.encode_with_offsets, args.tokens_before, args.keystrokes
+                )
                 jobs.append(replay(backends[i], editor_prompts, options, f"editor-{i}"))
             start = time.perf_counter()
             results = await asyncio.gather(*jobs)
@@ -133,14 +140,25 @@ def remote_benchmark(args: argparse.Namespace) -> str:
             tokens = sum(r["tokens"] for r in results)
             if count == 1:
                 rows["vLLM over the OpenAI API (float32)"] = results[0]
-            scale.append((count, statistics.median(latencies), percentile(latencies, 0.95), tokens / wall,
-                          hits / queries if queries else 0.0))
+            scale.append(
+                (
+                    count,
+                    statistics.median(latencies),
+                    percentile(latencies, 0.95),
+                    tokens / wall,
+                    hits / queries if queries else 0.0,
+                )
+            )
         vllm_rss = server.rss_bytes()
     finally:
         server.stop()
 
-    probe = subprocess.run([sys.executable, "-c", LOCAL_WORKER_RSS, str(folder), str(editor_sources(1)[0])],
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", LOCAL_WORKER_RSS, str(folder), str(editor_sources(1)[0])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     worker_rss = int(probe.stdout.split()[-1])
 
     lines = [
@@ -151,8 +169,10 @@ def remote_benchmark(args: argparse.Namespace) -> str:
         "",
         "| engine | keystroke p50 (s) | p95 (s) |",
         "|---|---|---|",
-        *(f"| {name} | {statistics.median(r['latencies']):.3f} | {percentile(r['latencies'], 0.95):.3f} |"
-          for name, r in rows.items()),
+        *(
+            f"| {name} | {statistics.median(r['latencies']):.3f} | {percentile(r['latencies'], 0.95):.3f} |"
+            for name, r in rows.items()
+        ),
         "",
         "| editors typing at once | keystroke p50 (s) | p95 (s) | tokens/s (all editors) | prefix-cache hit rate |",
         "|---|---|---|---|---|",
@@ -161,7 +181,8 @@ def remote_benchmark(args: argparse.Namespace) -> str:
         f"Memory: one vLLM server {vllm_rss / 1e9:.2f} GB resident (all its processes, {args.kv_cache_gib} GiB KV "
         f"cache) for any "
         f"number of editors; one local worker {worker_rss / 1e9:.2f} GB peak, so "
-        + ", ".join(f"{n} editors {n * worker_rss / 1e9:.1f} GB" for n, *_ in scale) + " on their own machines.",
+        + ", ".join(f"{n} editors {n * worker_rss / 1e9:.1f} GB" for n, *_ in scale)
+        + " on their own machines.",
     ]
     return "\n".join(lines)
 
@@ -171,6 +192,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--editors", default="1,4,8", help="comma-separated numbers of simulated editors")
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--tokens-before", type=int, default=1500)
-    parser.add_argument("--kv-cache-gib", type=int, default=3,
-                        help="vLLM's KV cache on the CPU (VLLM_CPU_KVCACHE_SPACE); CodeGen-350M in float32 takes "
-                             "160 kB a token, so 1 GiB holds ~6,500 tokens: fewer than 8 editors' windows")
+    parser.add_argument(
+        "--kv-cache-gib",
+        type=int,
+        default=3,
+        help="vLLM's KV cache on the CPU (VLLM_CPU_KVCACHE_SPACE); CodeGen-350M in float32 takes "
+        "160 kB a token, so 1 GiB holds ~6,500 tokens: fewer than 8 editors' windows",
+    )

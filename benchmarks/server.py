@@ -168,7 +168,7 @@ def startup_times(repeats: int, bare_script: Path) -> tuple[list[float], list[fl
 
 
 def cursor_after_tokens(source: str, tokens: int) -> int:
-    from codegen_lsp.inference.window import line_start_at_or_after
+    from codegen_lsp.inference.rules.window import line_start_at_or_after
     from codegen_lsp.tokenizer import BUNDLED_TOKENIZER_DIR, CodeGenTokenizer
 
     _, offsets = CodeGenTokenizer.from_folder(BUNDLED_TOKENIZER_DIR).encode_with_offsets(source)
@@ -185,9 +185,7 @@ def position_of(text: str, offset: int) -> dict[str, int]:
 
 def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
     source_path = (
-        Path(args.file)
-        if Path(args.file).is_absolute()
-        else Path(sysconfig.get_paths()["stdlib"]) / args.file
+        Path(args.file) if Path(args.file).is_absolute() else Path(sysconfig.get_paths()["stdlib"]) / args.file
     )
     source = source_path.read_text(encoding="utf-8").replace("\r\n", "\n")
     cursor = cursor_after_tokens(source, args.tokens_before)
@@ -206,9 +204,7 @@ def keystroke_latencies(args: argparse.Namespace, model: str) -> dict[str, Any]:
         connection.notify("initialized", {})
         load_started = time.perf_counter()
         while True:
-            _, _, response = connection.request(
-                "workspace/executeCommand", {"command": "codegenLsp.debugState"}
-            )
+            _, _, response = connection.request("workspace/executeCommand", {"command": "codegenLsp.debugState"})
             state = response["result"]
             if state["engine"] == "ready":
                 break
@@ -341,9 +337,8 @@ def several_documents_latencies(args: argparse.Namespace, model: str) -> dict[st
             for doc in docs:  # the last one is the document being typed in: its request is the newest
                 doc["version"] += 1
                 char = doc["text"][doc["cursor"]]
-                request_id, at = _type_and_ask(connection, doc["uri"], doc["text"], doc["cursor"], char,
-                                               doc["version"])
-                doc["text"] = doc["text"][: doc["cursor"]] + char + doc["text"][doc["cursor"]:]
+                request_id, at = _type_and_ask(connection, doc["uri"], doc["text"], doc["cursor"], char, doc["version"])
+                doc["text"] = doc["text"][: doc["cursor"]] + char + doc["text"][doc["cursor"] :]
                 doc["cursor"] += 1
                 sent[request_id] = (doc, at)
             for request_id, (answered, _) in connection.collect(set(sent)).items():
@@ -394,8 +389,12 @@ def server_benchmark(args: argparse.Namespace) -> str:
         f"device {args.device}, dtype {args.dtype}. Latencies exclude the first keystroke."
     )
     for reading, (from_open, from_key) in first.items():
-        rows.append((f"first suggestion, typing {reading} after opening the whole file: from the open / from "
-                     "the keystroke", f"{from_open:.0f} ms / {from_key:.0f} ms"))
+        rows.append(
+            (
+                f"first suggestion, typing {reading} after opening the whole file: from the open / from the keystroke",
+                f"{from_open:.0f} ms / {from_key:.0f} ms",
+            )
+        )
     table = ["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
     typed_in = MULTI_FILES[-1]
     multi = [
@@ -404,16 +403,17 @@ def server_benchmark(args: argparse.Namespace) -> str:
         "",
         "| document | p50 (ms) | p95 (ms) |",
         "|---|---|---|",
-        *(f"| {name}{' (typed in)' if name == typed_in else ''} | {percentile(ms, 0.5):.0f} | "
-          f"{percentile(ms, 0.95):.0f} |" for name, ms in several.items()),
+        *(
+            f"| {name}{' (typed in)' if name == typed_in else ''} | {percentile(ms, 0.5):.0f} | "
+            f"{percentile(ms, 0.95):.0f} |"
+            for name, ms in several.items()
+        ),
     ]
     return "\n".join([header, "", *table, "", *multi])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model", default=None, help="model folder or Hub id (default: a random 350M-shaped one)"
-    )
+    parser.add_argument("--model", default=None, help="model folder or Hub id (default: a random 350M-shaped one)")
     parser.add_argument("--file", default="argparse.py", help="a file of the standard library, or a path")
     parser.add_argument("--tokens-before", type=int, default=1500)
     parser.add_argument("--keystrokes", type=int, default=200)
@@ -423,9 +423,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--startup-repeats", type=int, default=5)
     parser.add_argument("--read-seconds", type=float, default=3.0, help="time between opening and typing")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the five-document replay")
-    parser.add_argument(
-        "--log-level", default="warning", help="the server's logLevel (its stderr is dropped)"
-    )
+    parser.add_argument("--log-level", default="warning", help="the server's logLevel (its stderr is dropped)")
     parser.add_argument(
         "--workdir",
         default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),

@@ -46,8 +46,11 @@ def worker_pid(server_pid: int) -> int | None:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == server_pid and b"spawn_main" in cmdline \
-                and b"resource_tracker" not in cmdline:
+        if (
+            int(stat.rsplit(")", 1)[1].split()[1]) == server_pid
+            and b"spawn_main" in cmdline
+            and b"resource_tracker" not in cmdline
+        ):
             return int(entry.name)
     return None
 
@@ -71,8 +74,13 @@ def soak(args: argparse.Namespace, model: str) -> dict:
     source = source_path.read_text(encoding="utf-8").replace("\r\n", "\n")
     cursor = cursor_after_tokens(source, args.tokens_before)
     opened, burst = source[:cursor], source[cursor : cursor + args.burst]
-    settings = {"model": model, "device": args.device, "maxNewTokens": args.max_new_tokens, "debounceMs": 0,
-                "logLevel": "warning"}
+    settings = {
+        "model": model,
+        "device": args.device,
+        "maxNewTokens": args.max_new_tokens,
+        "debounceMs": 0,
+        "logLevel": "warning",
+    }
     connection = Connection([sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"], _env())
     samples: list[tuple[float, int, int, int]] = []  # (seconds, server KiB, worker KiB, keystrokes)
     keystrokes = 0
@@ -82,8 +90,9 @@ def soak(args: argparse.Namespace, model: str) -> dict:
         wait_ready(connection)
         server_pid = connection.process.pid
         uri = source_path.resolve().as_uri()
-        connection.notify("textDocument/didOpen",
-                          {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": opened}})
+        connection.notify(
+            "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": opened}}
+        )
         version, text = 1, opened
         start = last_sample = time.monotonic()
         end = start + args.minutes * 60
@@ -97,18 +106,26 @@ def soak(args: argparse.Namespace, model: str) -> dict:
                 break
             if len(text) - len(opened) >= len(burst):  # put the document back as it was opened
                 version += 1
-                connection.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
-                                                             "contentChanges": [{"text": opened}]})
+                connection.notify(
+                    "textDocument/didChange",
+                    {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": opened}]},
+                )
                 text = opened
             char = burst[len(text) - len(opened)]
             at = position_of(text, len(text))
             version += 1
-            connection.notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": version},
-                "contentChanges": [{"range": {"start": at, "end": at}, "text": char}]})
+            connection.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [{"range": {"start": at, "end": at}, "text": char}],
+                },
+            )
             text += char
-            connection.request("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": position_of(text, len(text)), "context": {"triggerKind": 2}})
+            connection.request(
+                "textDocument/inlineCompletion",
+                {"textDocument": {"uri": uri}, "position": position_of(text, len(text)), "context": {"triggerKind": 2}},
+            )
             keystrokes += 1
     finally:
         connection.close()
@@ -138,34 +155,47 @@ def soak_benchmark(args: argparse.Namespace) -> str:
     for name, column in (("server", 1), ("worker", 2)):
         first, last, percent = growth(samples, warmup_s, column)
         per_keystroke = (last - first) * 1024 / keystrokes_after if keystrokes_after else 0.0
-        rows.append(f"| {name} | {samples[0][column] / 1024:.1f} MiB | {first / 1024:.1f} MiB | "
-                    f"{last / 1024:.1f} MiB | {percent:+.2f} % | {per_keystroke:+.0f} B |")
+        rows.append(
+            f"| {name} | {samples[0][column] / 1024:.1f} MiB | {first / 1024:.1f} MiB | "
+            f"{last / 1024:.1f} MiB | {percent:+.2f} % | {per_keystroke:+.0f} B |"
+        )
     header = (
         f"codegen-lsp soak: {args.minutes:g} min of typing replay ({result['file']}, bursts of {args.burst} "
         f"keystrokes, each a didChange + an awaited inlineCompletion, then the document put back), "
         f"{result['keystrokes']} keystrokes ({keystrokes_after} after a {args.warmup_minutes:g} min warm-up), "
         f"model {model}, device {args.device}. Resident memory (VmRSS)."
     )
-    table = ["| process | at start | after warm-up | at end | growth after warm-up | per keystroke |",
-             "|---|---|---|---|---|---|", *rows]
-    trace = ["", "| minute | server MiB | worker MiB | keystrokes |", "|---|---|---|---|",
-             *(f"| {t / 60:.1f} | {s / 1024:.1f} | {w / 1024:.1f} | {k} |" for t, s, w, k in samples)]
+    table = [
+        "| process | at start | after warm-up | at end | growth after warm-up | per keystroke |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+    trace = [
+        "",
+        "| minute | server MiB | worker MiB | keystrokes |",
+        "|---|---|---|---|",
+        *(f"| {t / 60:.1f} | {s / 1024:.1f} | {w / 1024:.1f} | {k} |" for t, s, w, k in samples),
+    ]
     return "\n".join([header, "", *table, *(trace if args.trace else [])])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--warmup-minutes", type=float, default=None,
-                        help="growth is measured after this (default: a tenth of the run)")
+    parser.add_argument(
+        "--warmup-minutes", type=float, default=None, help="growth is measured after this (default: a tenth of the run)"
+    )
     parser.add_argument("--sample-s", type=float, default=10.0)
-    parser.add_argument("--model", default=None, help="model folder, Hub id or 'bundled' (default: a random "
-                                                      "350M-shaped one)")
+    parser.add_argument(
+        "--model", default=None, help="model folder, Hub id or 'bundled' (default: a random 350M-shaped one)"
+    )
     parser.add_argument("--file", default="argparse.py", help="a file of the standard library, or a path")
     parser.add_argument("--tokens-before", type=int, default=1500)
     parser.add_argument("--burst", type=int, default=200, help="keystrokes typed before the document is put back")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--trace", action="store_true", help="also print every sample")
-    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
-                        help="where the random checkpoint is written (once)")
-
+    parser.add_argument(
+        "--workdir",
+        default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),
+        help="where the random checkpoint is written (once)",
+    )

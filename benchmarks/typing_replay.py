@@ -11,7 +11,7 @@ asked for (greedy, no early stop, EOS ignored, so every run does the same work).
   CTranslate2        - (float32 and int8, when installed) generate_batch with the prefix that no keystroke
                        changes as its cached static_prompt: its best case; in a process of its own, so that its
                        thread pool never competes with ours (common.in_fresh_process).
-All see the same token window (inference/window.py).
+All see the same token window (inference/rules/window.py).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import bench_checkpoint, ctranslate2_peer, in_fresh_process, percentile
-from codegen_lsp.inference.device import resolve_dtype
-from codegen_lsp.inference.engine import Engine, common_prefix_length
-from codegen_lsp.inference.generate import Sampler, decode_loop, prefill
-from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.checkpoint.loading import load_folder
+from codegen_lsp.inference.model.device import resolve_dtype
+from codegen_lsp.inference.model.generate import Sampler, decode_loop, prefill
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
-from codegen_lsp.inference.window import fit_window, line_start_at_or_after
+from codegen_lsp.inference.rules.window import fit_window, line_start_at_or_after
+from codegen_lsp.inference.worker.engine import Engine, common_prefix_length
 
 CONTEXT_TOKENS = 1536
 
@@ -97,16 +97,18 @@ def time_transformers(hf: TransformersBestCase, prompts: list[str], encode, budg
     return {"latencies": latencies, "computed": computed, "hit": hit}
 
 
-def time_ctranslate2(folder: Path, dtype: str, threads: int, device: str, opening: list[int],
-                     windows: list[list[int]], new_tokens: int) -> dict | str:
+def time_ctranslate2(
+    folder: Path, dtype: str, threads: int, device: str, opening: list[int], windows: list[list[int]], new_tokens: int
+) -> dict | str:
     """In a process of its own (common.in_fresh_process): the token windows of the opened file and of each
     keystroke; the prefix every keystroke's window shares is CTranslate2's static prompt, cached once before
     timing. Or why there is no CTranslate2 row for this dtype."""
     peer = ctranslate2_peer(folder, dtype, threads, device)
     if isinstance(peer, str):
         return peer
-    static_len = min(min(common_prefix_length(opening, ids) for ids in windows), min(map(len, windows)) - 1,
-                     len(opening) - 1)
+    static_len = min(
+        min(common_prefix_length(opening, ids) for ids in windows), min(map(len, windows)) - 1, len(opening) - 1
+    )
     static = opening[:static_len]
     peer.generate(opening[static_len:], new_tokens, static)  # caches the static prompt's state
     latencies, computed, hit = [], [], []
@@ -162,13 +164,17 @@ def typing_benchmark(args: argparse.Namespace) -> str:
             "ours, reuse off": time_ours(scratch, prompts[:: args.scratch_every], options),
         }
         hf = TransformersBestCase(folder, dtype, args.device)
-        rows["transformers best case"] = time_transformers(hf, prompts, loaded.tokenizer.encode_with_offsets,
-                                                           reuse.budget(options), args.new_tokens)
+        rows["transformers best case"] = time_transformers(
+            hf, prompts, loaded.tokenizer.encode_with_offsets, reuse.budget(options), args.new_tokens
+        )
         del hf
-        opening, *windows = (fit_window(prompt, loaded.tokenizer.encode_with_offsets, reuse.budget(options))[0]
-                             for prompt in [prompts[0][:-1], *prompts])
-        ct2 = in_fresh_process(time_ctranslate2, folder, dtype_arg, args.threads, args.device, opening, windows,
-                               args.new_tokens)
+        opening, *windows = (
+            fit_window(prompt, loaded.tokenizer.encode_with_offsets, reuse.budget(options))[0]
+            for prompt in [prompts[0][:-1], *prompts]
+        )
+        ct2 = in_fresh_process(
+            time_ctranslate2, folder, dtype_arg, args.threads, args.device, opening, windows, args.new_tokens
+        )
         if not isinstance(ct2, str):
             rows["CTranslate2 best case (static prompt)"] = ct2
         elif ct2 != "—":

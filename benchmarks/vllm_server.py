@@ -68,15 +68,29 @@ def metrics(base: str) -> dict[str, float]:
 
 
 class VllmServer:
-    def __init__(self, python: str, model_dir: Path, log_path: Path, max_model_len: int = 512,
-                 served_name: str = "codegen-bundled", kv_cache_gib: int = 1) -> None:
+    def __init__(
+        self,
+        python: str,
+        model_dir: Path,
+        log_path: Path,
+        max_model_len: int = 512,
+        served_name: str = "codegen-bundled",
+        kv_cache_gib: int = 1,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.model_dir = model_dir
         env = dict(os.environ)
-        env.update(VLLM_CACHE_ROOT=str(log_path.parent / "vllm-cache"), VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib),
-                   VLLM_LOGGING_LEVEL="WARNING", OMP_NUM_THREADS="2",
-                   HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
+        env.update(
+            VLLM_CACHE_ROOT=str(log_path.parent / "vllm-cache"),
+            VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib),
+            VLLM_LOGGING_LEVEL="WARNING",
+            OMP_NUM_THREADS="2",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            VLLM_NO_USAGE_STATS="1",
+            DO_NOT_TRACK="1",
+        )
         env.pop("PYTHONPATH", None)  # the venv's own packages only
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from codegen_lsp.inference.stop_rule import StopRule
+    from codegen_lsp.inference.rules.stop_rule import StopRule
 
 
 DEFAULT_MODEL = "Salesforce/codegen-350M-mono"
-# The names the dtype setting takes (inference/device.py maps them to torch types; the server cannot import it).
+# The names the dtype setting takes (inference/model/device.py maps them to torch types; the server cannot import it).
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 QUANTIZED_DTYPES = ("int8",)  # weight formats: the activations and KV cache then use the CPU's best float type
 DTYPE_CHOICES = ("auto", *FLOAT_DTYPES, *QUANTIZED_DTYPES)

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from codegen_lsp.lsp_server.cli import main
 
 sys.exit(main())

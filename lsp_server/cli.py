@@ -19,8 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from codegen_lsp.inference.protocol import DTYPE_CHOICES, FLOAT_DTYPES
-
-from .languages import LANGUAGE_IDS
+from codegen_lsp.lsp_server.languages import LANGUAGE_IDS
 
 __all__ = ["main"]
 
@@ -34,7 +33,7 @@ def version() -> str:
 
         return package_version("codegen-lsp")
     except (ImportError, PackageNotFoundError):
-        from .server import VERSION  # not installed (a source checkout)
+        from codegen_lsp.lsp_server.server import VERSION  # not installed (a source checkout)
 
         return VERSION
 
@@ -57,18 +56,14 @@ def _parser() -> argparse.ArgumentParser:
         "complete", help="complete FILE at a position, as the server would, and print the completion"
     )
     complete.add_argument("file", type=Path)
-    complete.add_argument(
-        "--model", default=None, help="Hub id, local folder or `bundled` (default: the setting)"
-    )
+    complete.add_argument("--model", default=None, help="Hub id, local folder or `bundled` (default: the setting)")
     complete.add_argument(
         "--language",
         choices=LANGUAGE_IDS,
         help="the file's language (default: from its extension; Python when the extension says nothing)",
     )
     complete.add_argument("--line", type=int, required=True, help="0-based line")
-    complete.add_argument(
-        "--character", type=int, required=True, help="0-based, in UTF-16 code units (as LSP)"
-    )
+    complete.add_argument("--character", type=int, required=True, help="0-based, in UTF-16 code units (as LSP)")
     complete.add_argument("--max-new-tokens", type=int)
     complete.add_argument("--temperature", type=float)
     complete.add_argument("--num-candidates", type=int)
@@ -80,9 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="more settings as JSON, the way a client sends them (camelCase names)",
     )
-    complete.add_argument(
-        "--json", action="store_true", help="print completion, raw text, token ids, timings"
-    )
+    complete.add_argument("--json", action="store_true", help="print completion, raw text, token ids, timings")
 
     export = commands.add_parser(
         "export", help="write MODEL as a GPT-J checkpoint (config.json, model.safetensors, tokenizer) for vLLM"
@@ -91,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("outdir", type=Path, help="a new (or empty) folder")
     export.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     export.add_argument(
-        "--dtype", choices=("auto", *FLOAT_DTYPES), default="auto",
+        "--dtype",
+        choices=("auto", *FLOAT_DTYPES),
+        default="auto",
         help="dtype of the written weights (auto: as the checkpoint stores them)",
     )
 
@@ -105,9 +100,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     transport.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1")
-    parser.add_argument(
-        "--port", type=int, default=2087, help="TCP port (0: any free port, printed on stderr)"
-    )
+    parser.add_argument("--port", type=int, default=2087, help="TCP port (0: any free port, printed on stderr)")
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -145,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .logging_setup import setup_logging
+    from codegen_lsp.lsp_server.logging_setup import setup_logging
 
     setup_logging(args.log_level or "info")
-    from .server import server
+    from codegen_lsp.lsp_server.server import server
 
     if args.tcp:
         return server.start_tcp("127.0.0.1", args.port)
@@ -174,8 +167,8 @@ def _bench(kind: str, args: list[str]) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from codegen_lsp.inference.checkpoint.export_gptj import ExportError, export_gptj
     from codegen_lsp.inference.errors import ModelLoadError
-    from codegen_lsp.inference.export_gptj import ExportError, export_gptj
 
     def progress(message: str, fraction: float | None) -> None:
         print(f"codegen-lsp export: {message}", file=sys.stderr)
@@ -191,10 +184,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from .documents import Document
-    from .languages import LANGUAGES, enabled_language_ids, language_for_id, language_for_path
-    from .pipeline import engine_request, finish_items, plan
-    from .settings import parse_settings
+    from codegen_lsp.lsp_server.documents import Document
+    from codegen_lsp.lsp_server.languages import LANGUAGES, enabled_language_ids, language_for_id, language_for_path
+    from codegen_lsp.lsp_server.pipeline import engine_request, finish_items, plan
+    from codegen_lsp.lsp_server.settings import parse_settings
 
     raw: dict = {}
     if args.settings:
@@ -229,9 +222,9 @@ def _complete(args: argparse.Namespace) -> int:
         raise CliError(f"{args.file}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise CliError(f"{args.file}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    language = (
-        language_for_id(args.language) if args.language else language_for_path(args.file)
-    ) or LANGUAGES["python"]
+    language = (language_for_id(args.language) if args.language else language_for_path(args.file)) or LANGUAGES[
+        "python"
+    ]
     if language.language_ids[0] not in enabled_language_ids("auto", settings.model.model):
         print(
             f"codegen-lsp complete: warning: {settings.model.model} was trained on Python only; "
@@ -294,9 +287,8 @@ def _generate_remotely(settings, request):
     import asyncio
     import time
 
-    from codegen_lsp.inference.client import EngineError
-
-    from .remote import OpenAIBackend, load_model_files
+    from codegen_lsp.lsp_server.backends.local import EngineError
+    from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, load_model_files
 
     said: list[str] = []
 
@@ -319,7 +311,7 @@ def _generate_remotely(settings, request):
 def _load_engine(settings):
     """The engine exactly as the worker builds it (same loader, same CUDA graph choice), in this process."""
     from codegen_lsp.inference.protocol import LoadFailed, ModelReady
-    from codegen_lsp.inference.worker import load_engine
+    from codegen_lsp.inference.worker.main import load_engine
 
     spec = settings.model_spec()
     said = _Collect()

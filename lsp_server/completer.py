@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from codegen_lsp.inference.protocol import CompletionResult
-
-from .backend import Backend, BackendError, BackendRequestCancelled
-from .documents import Document
-from .pipeline import (
+from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendRequestCancelled
+from codegen_lsp.lsp_server.documents import Document
+from codegen_lsp.lsp_server.pipeline import (
     Plan,
     TypedThroughCache,
     completed_language,
@@ -37,7 +36,7 @@ from .pipeline import (
     max_prompt_chars,
     plan,
 )
-from .settings import Settings
+from codegen_lsp.lsp_server.settings import Settings
 
 __all__ = ["Completer", "Outcome"]
 
@@ -171,8 +170,8 @@ class Completer:
         """The document was opened: the local worker fills its KV cache while the person reads, so that the first
         keystroke computes only what it changed. Idle work: any request for the document supersedes it, and the
         worker puts requests for other documents first. (A remote server has its own prefix cache.)"""
-        from codegen_lsp.inference.client import EngineClient
         from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
+        from codegen_lsp.lsp_server.backends.local import EngineClient
 
         backend = self._backend()
         if not isinstance(backend, EngineClient) or backend.state not in ("loading", "ready"):
@@ -193,8 +192,12 @@ class Completer:
             log.debug("prefill of %s stopped: %s", request.document, getattr(error, "message", "superseded"))
             return
         self.stats["prefills"] += 1
-        log.info("prefilled %s: %d tokens in %.0f ms", PurePosixPath(request.document).name,
-                 result.timings.tokens_computed, _ms(started))
+        log.info(
+            "prefilled %s: %d tokens in %.0f ms",
+            PurePosixPath(request.document).name,
+            result.timings.tokens_computed,
+            _ms(started),
+        )
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and stop its work."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
-from .documents import column_to_units
-from .pipeline.decide import is_identifier_char
+from codegen_lsp.lsp_server.documents import column_to_units
+from codegen_lsp.lsp_server.pipeline.decide import is_identifier_char
 
 __all__ = ["CompletionEdit", "completion_edit", "completion_items", "inline_items"]
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from codegen_lsp.inference.syntax import SYNTAXES, Syntax
+from codegen_lsp.inference.rules.syntax import SYNTAXES, Syntax
 from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, TRANSFORMERS_MARKERS
 
 __all__ = [
@@ -42,7 +42,7 @@ AUTO = "auto"
 
 @dataclass(frozen=True)
 class Language:
-    name: str  # the syntax name (inference.syntax.SYNTAXES)
+    name: str  # the syntax name (inference.rules.syntax.SYNTAXES)
     title: str
     language_ids: tuple[str, ...]  # LSP language ids that mean it; the first ones are setting values
     extensions: tuple[str, ...]

@@ -35,7 +35,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
-from .transport import Frame, MessageReader, recover_id
+from codegen_lsp.lsp_server.transport import Frame, MessageReader, recover_id
 
 __all__ = ["CodegenProtocol", "StreamServer"]
 
@@ -126,16 +126,12 @@ class CodegenProtocol(LanguageServerProtocol):
     def handle_raw(self, raw: Any) -> None:
         if not isinstance(raw, dict) or raw.get("jsonrpc") != "2.0":
             request_id = raw.get("id") if isinstance(raw, dict) else None
-            self.send_error(
-                _valid_id(request_id), INVALID_REQUEST, "Invalid request: not a JSON-RPC 2.0 object"
-            )
+            self.send_error(_valid_id(request_id), INVALID_REQUEST, "Invalid request: not a JSON-RPC 2.0 object")
             return
         method = raw.get("method")
         is_request = "id" in raw and "method" in raw
         if "method" in raw and not isinstance(method, str):
-            self.send_error(
-                _valid_id(raw.get("id")), INVALID_REQUEST, "Invalid request: method is not a string"
-            )
+            self.send_error(_valid_id(raw.get("id")), INVALID_REQUEST, "Invalid request: method is not a string")
             return
         if is_request and _valid_id(raw["id"]) is None:
             self.send_error(None, INVALID_REQUEST, f"Invalid request: bad id {raw['id']!r}")
@@ -337,5 +333,3 @@ class StreamServer(LanguageServer):
 
     async def on_serve_end(self) -> None:
         """The session is over (exit, or the client went away): stop what runs."""
-
-

@@ -31,14 +31,14 @@ from typing import Any
 from lsprotocol import types
 from pygls.capabilities import get_capability
 
-from .completer import Completer
-from .documents import Change, DocumentStore
-from .items import completion_items, inline_items
-from .logging_setup import CLIENT_HANDLER, set_level
-from .pipeline import completed_language
-from .rpc import CodegenProtocol, StreamServer
-from .settings import SECTION_NAMES, Settings, needs_reload, parse_settings, to_wire
-from .supervisor import Supervisor
+from codegen_lsp.lsp_server.completer import Completer
+from codegen_lsp.lsp_server.documents import Change, DocumentStore
+from codegen_lsp.lsp_server.items import completion_items, inline_items
+from codegen_lsp.lsp_server.logging_setup import CLIENT_HANDLER, set_level
+from codegen_lsp.lsp_server.pipeline import completed_language
+from codegen_lsp.lsp_server.rpc import CodegenProtocol, StreamServer
+from codegen_lsp.lsp_server.settings import SECTION_NAMES, Settings, needs_reload, parse_settings, to_wire
+from codegen_lsp.lsp_server.supervisor import Supervisor
 
 __all__ = ["CodegenLanguageServer", "DEBUG_ENV", "VERSION", "server"]
 
@@ -215,9 +215,7 @@ async def exit_(ls: CodegenLanguageServer, params: None) -> None:
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-async def did_change_configuration(
-    ls: CodegenLanguageServer, params: types.DidChangeConfigurationParams
-) -> None:
+async def did_change_configuration(ls: CodegenLanguageServer, params: types.DidChangeConfigurationParams) -> None:
     payload = params.settings
     if _is_empty(payload) and ls.supports_configuration:
         await ls.pull_configuration()
@@ -267,9 +265,7 @@ def did_change(ls: CodegenLanguageServer, params: types.DidChangeTextDocumentPar
     for change in params.content_changes:
         if isinstance(change, types.TextDocumentContentChangePartial):
             r = change.range
-            changes.append(
-                Change(change.text, (r.start.line, r.start.character, r.end.line, r.end.character))
-            )
+            changes.append(Change(change.text, (r.start.line, r.start.character, r.end.line, r.end.character)))
         else:
             changes.append(Change(change.text))
     uri = params.text_document.uri

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codegen_lsp.inference.protocol import DTYPE_CHOICES, GenerationOptions, ModelSpec
-from codegen_lsp.inference.stop_rule import StopRule
-from codegen_lsp.lsp_server.remote import RemoteSpec
+from codegen_lsp.inference.rules.stop_rule import StopRule
+from codegen_lsp.lsp_server.backends.openai import RemoteSpec
+from codegen_lsp.lsp_server.languages import AUTO, LANGUAGE_IDS, canonical_language_id
 from codegen_lsp.tokenizer.truncation import DEFAULT_TRUNCATE_BEFORE_PATTERN, compile_patterns
-
-from .languages import AUTO, LANGUAGE_IDS, canonical_language_id
 
 __all__ = [
     "SECTION_NAMES",
@@ -236,9 +235,7 @@ class GenerationSettings:
         "Nucleus sampling: sample from the smallest set of tokens whose probability reaches this.",
         _Accepts("number", low=0, high=1, low_open=True),
     )
-    num_candidates: int = _setting(
-        GenerationOptions.num_candidates, "Completions offered per request.", _integer(1, 8)
-    )
+    num_candidates: int = _setting(GenerationOptions.num_candidates, "Completions offered per request.", _integer(1, 8))
     seed: int | None = _setting(
         GenerationOptions.seed,
         "Seed for sampling (temperature > 0, extra candidates); null draws a fresh one each time.",
@@ -396,14 +393,10 @@ def parse_settings(raw: object, base: Settings | None = None) -> tuple[Settings,
                 changes[leaf.group][leaf.name] = leaf.accepts.check(value)
             except _Invalid as problem:
                 warnings.append(f'Setting "{key}": {problem}, got {_show(value)}; using {_show(current)}.')
-        groups = {
-            name: dataclasses.replace(getattr(base, name), **values) for name, values in changes.items()
-        }
+        groups = {name: dataclasses.replace(getattr(base, name), **values) for name, values in changes.items()}
         return Settings(**groups), warnings
     except Exception as error:  # noqa: BLE001 - a settings payload must never take the server down
-        warnings.append(
-            f"Could not read the settings ({type(error).__name__}: {error}); keeping the previous ones."
-        )
+        warnings.append(f"Could not read the settings ({type(error).__name__}: {error}); keeping the previous ones.")
         return base, warnings
 
 
@@ -418,9 +411,7 @@ def _section(raw: object, warnings: list[str]) -> Mapping[Any, Any] | None:
             section = raw[name]
             if section is None or isinstance(section, Mapping):
                 return section
-            warnings.append(
-                f'Settings "{name}" must be an object of name: value pairs, got {_show(section)}; ignored.'
-            )
+            warnings.append(f'Settings "{name}" must be an object of name: value pairs, got {_show(section)}; ignored.')
             return None
     return raw
 

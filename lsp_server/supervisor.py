@@ -1,6 +1,6 @@
 """The model's life in the server: start, reload and stop the backend, and tell the person how loading goes.
 
-The backend is the local worker process (`inference.client.EngineClient`), or a remote server
+The backend is the local worker process (`lsp_server.backends.local.EngineClient`), or a remote server
 (`remote.OpenAIBackend`) when the `backend` setting says `openai`. The worker's events become work done progress
 (loading), and `window/showMessage` for what the person must know (a failed load, a crashed worker, a fallback
 to the bundled model, a remote server gone or back), once each.
@@ -19,10 +19,9 @@ from lsprotocol import types
 from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
 
 if TYPE_CHECKING:
-    from codegen_lsp.inference.client import EngineClient
-
-    from .remote import OpenAIBackend
-    from .server import CodegenLanguageServer
+    from codegen_lsp.lsp_server.backends.local import EngineClient
+    from codegen_lsp.lsp_server.backends.openai import OpenAIBackend
+    from codegen_lsp.lsp_server.server import CodegenLanguageServer
 
 __all__ = ["Supervisor"]
 
@@ -51,7 +50,7 @@ class Supervisor:
         if settings.backend.backend == "openai":
             await self._start_remote()
             return
-        from codegen_lsp.inference.client import EngineClient
+        from codegen_lsp.lsp_server.backends.local import EngineClient
 
         self.backend = EngineClient(spec, on_event=self.on_event, log_level=settings.server.log_level.upper())
         self._begin_progress(f"loading {spec.model}")
@@ -59,9 +58,8 @@ class Supervisor:
 
     async def _start_remote(self) -> None:
         """The remote backend: only the tokenizer and config of `model` are read here (no weights, no torch)."""
-        from codegen_lsp.inference.client import EngineError
-
-        from .remote import OpenAIBackend, load_model_files
+        from codegen_lsp.lsp_server.backends.local import EngineError
+        from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, load_model_files
 
         settings = self._ls.settings
         remote = settings.remote_spec()
@@ -70,8 +68,9 @@ class Supervisor:
             files = await asyncio.to_thread(load_model_files, settings.model.model, settings.model.revision)
         except EngineError as error:
             self._end_progress("the tokenizer could not be loaded")
-            self._ls.show(types.MessageType.Error, f"codegen-lsp: {error.message}. No completions until the "
-                                                   "settings change.")
+            self._ls.show(
+                types.MessageType.Error, f"codegen-lsp: {error.message}. No completions until the settings change."
+            )
             return
         backend = self.backend = OpenAIBackend(remote, files, on_status=self._remote_status)
         await backend.start()
@@ -87,8 +86,7 @@ class Supervisor:
         elif kind == "down":
             self._ls.show(types.MessageType.Warning, f"codegen-lsp: {message}")
         else:
-            self._ls.show(types.MessageType.Error, f"codegen-lsp: {message}. No completions until the settings "
-                                                   "change.")
+            self._ls.show(types.MessageType.Error, f"codegen-lsp: {message}. No completions until the settings change.")
 
     async def reload(self) -> None:
         async with self._lock:
@@ -96,7 +94,7 @@ class Supervisor:
                 return
             settings = self._ls.settings
             spec = settings.model_spec()
-            from codegen_lsp.inference.client import EngineClient
+            from codegen_lsp.lsp_server.backends.local import EngineClient
 
             if isinstance(self.backend, EngineClient) and settings.backend.backend == "local":
                 log.info("reloading the model: %s on %s (%s)", spec.model, spec.device, spec.dtype)

@@ -109,8 +109,18 @@ def write_files(ranks: dict[bytes, int], out_dir: Path) -> None:
 
 def fetch_tiktoken(workdir: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", WHISPER_SDIST,
-         "-d", str(workdir)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            WHISPER_SDIST,
+            "-d",
+            str(workdir),
+        ],
         check=True,
     )
     sdist = next(workdir.glob("openai*whisper-*.tar.gz"))

@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from train_bundled_model import RUN_FILE, SourceFile, source_files, split_files, token_stream  # noqa: E402
 
-from codegen_lsp.inference.engine import Engine  # noqa: E402
-from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR  # noqa: E402
-from codegen_lsp.inference.loading import LoadedModel, load_folder  # noqa: E402
+from codegen_lsp.inference.checkpoint.hub import BUNDLED_MODEL_DIR  # noqa: E402
+from codegen_lsp.inference.checkpoint.loading import LoadedModel, load_folder  # noqa: E402
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions  # noqa: E402
-from codegen_lsp.inference.stop_rule import StopRule  # noqa: E402
+from codegen_lsp.inference.rules.stop_rule import StopRule  # noqa: E402
+from codegen_lsp.inference.worker.engine import Engine  # noqa: E402
 
 REPORT_FILE = "REPORT.md"
 SEED = 0
@@ -48,8 +48,7 @@ EXAMPLE_CONTEXT_LINES = 8
 EXAMPLE_LINES = 4
 # With and without a trailing space: byte-level BPE joins a space to the word after it, so a prompt that ends
 # in a space ends in a lone-space token that the training text almost never has before a name.
-OBVIOUS_PROMPTS = ("import os\nimport", "import os\nimport ", "class Point:\n    def __init__(self",
-                   "if __name__ ==")
+OBVIOUS_PROMPTS = ("import os\nimport", "import os\nimport ", "class Point:\n    def __init__(self", "if __name__ ==")
 SINGLE_LINE = GenerationOptions(max_new_tokens=LINE_TOKENS, stop_rule=StopRule(patterns=(), single_line=True))
 
 
@@ -129,8 +128,7 @@ def unigram_losses(counts: list[int], targets: torch.Tensor) -> torch.Tensor:
     return -log_probs[targets].float()
 
 
-def evaluate_loss(loaded: LoadedModel, held_out: list[SourceFile],
-                  counts: list[int]) -> tuple[list[LossRow], int]:
+def evaluate_loss(loaded: LoadedModel, held_out: list[SourceFile], counts: list[int]) -> tuple[list[LossRow], int]:
     stream = token_stream(loaded.tokenizer, [f.text for f in held_out])
     targets, model_loss = token_losses(loaded, stream)
     chars_per_token = sum(len(f.text) for f in held_out) / stream.numel()
@@ -143,8 +141,7 @@ def evaluate_loss(loaded: LoadedModel, held_out: list[SourceFile],
 
 
 def sample_positions(files: list[SourceFile], count: int, seed: int = SEED) -> list[Position]:
-    pool = [Position(f, i) for f in files
-            for i, line in enumerate(f.text.splitlines()) if i > 0 and line.strip()]
+    pool = [Position(f, i) for f in files for i, line in enumerate(f.text.splitlines()) if i > 0 and line.strip()]
     return random.Random(seed).sample(pool, min(count, len(pool)))
 
 
@@ -169,8 +166,14 @@ def evaluate_next_line(engine: Engine, positions: list[Position]) -> NextLine:
         model_similarity.append(similarity(predicted, position.truth))
         baseline_similarity.append(similarity(position.previous, position.truth))
         latencies.append(ms)
-    return NextLine(positions, model_hits, baseline_hits, statistics.mean(model_similarity),
-                    statistics.mean(baseline_similarity), statistics.median(latencies))
+    return NextLine(
+        positions,
+        model_hits,
+        baseline_hits,
+        statistics.mean(model_similarity),
+        statistics.mean(baseline_similarity),
+        statistics.median(latencies),
+    )
 
 
 # -- report -------------------------------------------------------------------------------------------------
@@ -189,16 +192,37 @@ def example_sections(engine: Engine, positions: list[Position]) -> list[str]:
         context = "".join(position.lines[max(0, position.line - EXAMPLE_CONTEXT_LINES) : position.line])
         truth = "".join(position.lines[position.line : position.line + EXAMPLE_LINES])
         shown = "".join(text.splitlines(keepends=True)[:EXAMPLE_LINES])
-        out += ["", f"### {i}. `{position.file.path}`, line {position.line + 1}", "",
-                "Before the cursor:", "", fenced(context), "",
-                "Completion:", "", fenced(shown), "",
-                "The file:", "", fenced(truth)]
+        out += [
+            "",
+            f"### {i}. `{position.file.path}`, line {position.line + 1}",
+            "",
+            "Before the cursor:",
+            "",
+            fenced(context),
+            "",
+            "Completion:",
+            "",
+            fenced(shown),
+            "",
+            "The file:",
+            "",
+            fenced(truth),
+        ]
     return out
 
 
-def render(loaded: LoadedModel, run: dict, rows: list[LossRow], tokens: int, held_out: list[SourceFile],
-           next_line: NextLine, examples: list[str], obvious: list[tuple[str, str]], note: str,
-           threads: int) -> str:
+def render(
+    loaded: LoadedModel,
+    run: dict,
+    rows: list[LossRow],
+    tokens: int,
+    held_out: list[SourceFile],
+    next_line: NextLine,
+    examples: list[str],
+    obvious: list[tuple[str, str]],
+    note: str,
+    threads: int,
+) -> str:
     config, data, settings = loaded.config, run["data"], run["settings"]
     seconds, hardware = run["seconds"], run["hardware"]
     n = len(next_line.positions)
@@ -283,8 +307,7 @@ def render(loaded: LoadedModel, run: dict, rows: list[LossRow], tokens: int, hel
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=BUNDLED_MODEL_DIR)
     parser.add_argument("--positions", type=int, default=300, help="next-line positions to sample")
     parser.add_argument("--threads", type=int, default=2)
@@ -297,18 +320,26 @@ def main() -> None:
     _, _, held_out = split_files(source_files())
     note = ""
     if [f.path for f in held_out] != run["data"]["held_out_files"]:
-        note = (f"\n**Note:** this interpreter's held-out files differ from the training run's "
-                f"({len(held_out)} vs {len(run['data']['held_out_files'])}); none of them was trained on.\n")
+        note = (
+            f"\n**Note:** this interpreter's held-out files differ from the training run's "
+            f"({len(held_out)} vs {len(run['data']['held_out_files'])}); none of them was trained on.\n"
+        )
         print(note, file=sys.stderr)
 
     rows, tokens = evaluate_loss(loaded, held_out, run["train_unigram_counts"])
-    print(f"loss on {tokens} held-out tokens: model {rows[0].loss:.3f}, unigram {rows[1].loss:.3f} "
-          f"({time.perf_counter() - started:.0f}s)", flush=True)
+    print(
+        f"loss on {tokens} held-out tokens: model {rows[0].loss:.3f}, unigram {rows[1].loss:.3f} "
+        f"({time.perf_counter() - started:.0f}s)",
+        flush=True,
+    )
     engine = Engine(loaded, cache_slots=1)
     next_line = evaluate_next_line(engine, sample_positions(held_out, args.positions))
     n = len(next_line.positions)
-    print(f"next-line exact match at {n} positions: model {next_line.model_hits / n:.1%}, previous line "
-          f"{next_line.baseline_hits / n:.1%} ({time.perf_counter() - started:.0f}s)", flush=True)
+    print(
+        f"next-line exact match at {n} positions: model {next_line.model_hits / n:.1%}, previous line "
+        f"{next_line.baseline_hits / n:.1%} ({time.perf_counter() - started:.0f}s)",
+        flush=True,
+    )
     examples = example_sections(engine, next_line.positions[:3])
     obvious = [(p, complete(engine, 20_000 + i, p, SINGLE_LINE)[0]) for i, p in enumerate(OBVIOUS_PROMPTS)]
 

@@ -61,10 +61,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from build_bundled_tokenizer import ENDOFTEXT, codegen_whitespace_tokens  # noqa: E402
 
-from codegen_lsp.inference.config import CodeGenConfig  # noqa: E402
-from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR  # noqa: E402
-from codegen_lsp.inference.layout import to_checkpoint  # noqa: E402
-from codegen_lsp.inference.model import CodeGen, init_weights  # noqa: E402
+from codegen_lsp.inference.checkpoint.config import CodeGenConfig  # noqa: E402
+from codegen_lsp.inference.checkpoint.hub import BUNDLED_MODEL_DIR  # noqa: E402
+from codegen_lsp.inference.checkpoint.layout import to_checkpoint  # noqa: E402
+from codegen_lsp.inference.model.codegen import CodeGen, init_weights  # noqa: E402
 from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer  # noqa: E402
 
 RUN_FILE = "training_run.json"
@@ -195,11 +195,12 @@ def train_tokenizer(texts: list[str], vocab_size: int, n_positions: int) -> Code
         show_progress=False,
     )
     backend.train_from_iterator(bpe_pieces(texts), trainer)
-    backend.add_tokens([AddedToken(w, lstrip=False, rstrip=False, normalized=True, special=False)
-                        for w in whitespace])
+    backend.add_tokens([AddedToken(w, lstrip=False, rstrip=False, normalized=True, special=False) for w in whitespace])
     if backend.get_vocab_size(with_added_tokens=True) != vocab_size:
-        raise RuntimeError(f"the corpus gave {backend.get_vocab_size(with_added_tokens=True)} tokens, "
-                           f"not {vocab_size}: too little text for this vocabulary")
+        raise RuntimeError(
+            f"the corpus gave {backend.get_vocab_size(with_added_tokens=True)} tokens, "
+            f"not {vocab_size}: too little text for this vocabulary"
+        )
     tokenizer_config = {
         "tokenizer_class": "CodeGenTokenizer",
         "bos_token": ENDOFTEXT,
@@ -248,8 +249,9 @@ def make_optimizer(model: CodeGen, settings: TrainSettings) -> torch.optim.AdamW
     return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.95), eps=1e-8)
 
 
-def batch(streams: tuple[torch.Tensor, torch.Tensor], test_share: float, size: int, length: int,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(
+    streams: tuple[torch.Tensor, torch.Tensor], test_share: float, size: int, length: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`size` windows of length + 1 tokens at random offsets, each from streams[1] (the tests) with
     probability `test_share`, else from streams[0] (the library). Returns inputs and targets, (B, T) int64."""
     windows = []
@@ -318,12 +320,16 @@ def hardware() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "precision": "bf16 autocast, fp32 master weights"}
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "precision": "bf16 autocast, fp32 master weights",
+    }
 
 
-def save_model(folder: Path, model: CodeGen, config: CodeGenConfig, tokenizer: CodeGenTokenizer,
-               run: dict) -> None:
+def save_model(folder: Path, model: CodeGen, config: CodeGenConfig, tokenizer: CodeGenTokenizer, run: dict) -> None:
     """The Hub layout of transformers' save_pretrained. Weights in fp32: 27 MB is within the 40 MB allowance,
     and what is shipped is exactly what was trained."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -337,8 +343,7 @@ def save_model(folder: Path, model: CodeGen, config: CodeGenConfig, tokenizer: C
 
 def parse_settings() -> tuple[TrainSettings, Path]:
     defaults = TrainSettings()
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=BUNDLED_MODEL_DIR)
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
@@ -355,17 +360,23 @@ def main() -> None:
 
     files = source_files()
     library, tests, held_out = split_files(files)
-    print(f"{len(files)} files from {stdlib_root()}: training on {len(library)} library and {len(tests)} "
-          f"test-suite files, {len(held_out)} library files held out", flush=True)
+    print(
+        f"{len(files)} files from {stdlib_root()}: training on {len(library)} library and {len(tests)} "
+        f"test-suite files, {len(held_out)} library files held out",
+        flush=True,
+    )
     tokenizer = train_tokenizer([f.text for f in library], settings.vocab_size, settings.n_positions)
     library_stream = token_stream(tokenizer, [f.text for f in library])  # (N_lib,)
     test_stream = token_stream(tokenizer, [f.text for f in tests])  # (N_test,)
     held_out_stream = token_stream(tokenizer, [f.text for f in held_out])  # (N_held,)
     library_chars = sum(len(f.text) for f in library)
     data_s = time.perf_counter() - started
-    print(f"tokenizer trained and data encoded in {data_s:.1f}s: {library_stream.numel()} library tokens "
-          f"({library_chars / library_stream.numel():.2f} chars/token), {test_stream.numel()} test-suite "
-          f"tokens, {held_out_stream.numel()} held out", flush=True)
+    print(
+        f"tokenizer trained and data encoded in {data_s:.1f}s: {library_stream.numel()} library tokens "
+        f"({library_chars / library_stream.numel():.2f} chars/token), {test_stream.numel()} test-suite "
+        f"tokens, {held_out_stream.numel()} held out",
+        flush=True,
+    )
 
     config = model_config(settings, tokenizer.eos_token_id)
     model = CodeGen(config)
@@ -394,8 +405,7 @@ def main() -> None:
             group["lr"] = lr
         threads = chooser.threads_for(step)
         torch.set_num_threads(threads)
-        inputs, targets = batch((library_stream, test_stream), settings.test_share, settings.batch_size, T,
-                                generator)
+        inputs, targets = batch((library_stream, test_stream), settings.test_share, settings.batch_size, T, generator)
         loss = lm_loss(model, inputs, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
@@ -407,19 +417,28 @@ def main() -> None:
         loss_avg = loss.item() if step == 1 else 0.9 * loss_avg + 0.1 * loss.item()
         minutes = (time.perf_counter() - train_started) / 60
         if step % 10 == 0 or step == 1:
-            print(f"step {step:5d}  loss {loss_avg:.3f}  lr {lr:.2e}  threads {threads}  {step_s:.2f}s/step  "
-                  f"{minutes:.1f} min", flush=True)
+            print(
+                f"step {step:5d}  loss {loss_avg:.3f}  lr {lr:.2e}  threads {threads}  {step_s:.2f}s/step  "
+                f"{minutes:.1f} min",
+                flush=True,
+            )
         if step % settings.eval_every == 0:
             torch.set_num_threads(chooser.current)
-            point = {"step": step, "minutes": round(minutes, 2), "train_loss": round(loss_avg, 4),
-                     "held_out_loss": round(held_out_loss(model, eval_windows), 4)}
+            point = {
+                "step": step,
+                "minutes": round(minutes, 2),
+                "train_loss": round(loss_avg, 4),
+                "held_out_loss": round(held_out_loss(model, eval_windows), 4),
+            }
             curve.append(point)
             print(f"eval  {point}", flush=True)
     train_s = time.perf_counter() - train_started
     torch.set_num_threads(chooser.current)
     final_held_out = held_out_loss(model, eval_windows)
-    print(f"stopped by {stopped_by} after {step} steps, {train_s / 60:.1f} min; held-out loss "
-          f"{final_held_out:.3f}", flush=True)
+    print(
+        f"stopped by {stopped_by} after {step} steps, {train_s / 60:.1f} min; held-out loss {final_held_out:.3f}",
+        flush=True,
+    )
 
     tokens_seen = step * settings.batch_size * T
     run = {
@@ -429,18 +448,27 @@ def main() -> None:
         "tokens_seen": tokens_seen,
         "passes_over_library": round(tokens_seen * (1 - settings.test_share) / library_stream.numel(), 2),
         "passes_over_tests": round(tokens_seen * settings.test_share / test_stream.numel(), 2),
-        "seconds": {"tokenizer_and_data": round(data_s, 1), "training": round(train_s, 1),
-                    "total": round(time.perf_counter() - started, 1)},
+        "seconds": {
+            "tokenizer_and_data": round(data_s, 1),
+            "training": round(train_s, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
         "steps_per_thread_count": chooser.steps_with,
         "hardware": hardware(),
         "parameters": model.num_parameters(),
         "final_train_loss": round(loss_avg, 4),
         "final_held_out_loss": round(final_held_out, 4),
         "curve": curve,
-        "data": {"stdlib": str(stdlib_root()), "library_files": len(library), "test_files": len(tests),
-                 "library_chars": library_chars, "library_tokens": library_stream.numel(),
-                 "test_tokens": test_stream.numel(), "held_out_tokens": held_out_stream.numel(),
-                 "held_out_files": [f.path for f in held_out]},
+        "data": {
+            "stdlib": str(stdlib_root()),
+            "library_files": len(library),
+            "test_files": len(tests),
+            "library_chars": library_chars,
+            "library_tokens": library_stream.numel(),
+            "test_tokens": test_stream.numel(),
+            "held_out_tokens": held_out_stream.numel(),
+            "held_out_files": [f.path for f in held_out],
+        },
         # The unigram baseline: token frequencies of the library's training files.
         "train_unigram_counts": unigram_counts(library_stream, settings.vocab_size),
     }

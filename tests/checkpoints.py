@@ -74,8 +74,10 @@ def write_checkpoint(folder: Path, model, fmt: str = "safetensors", with_tokeniz
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     elif fmt == "sharded":
         keys = list(state)
-        halves = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
-                  "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
+        halves = {
+            "model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+            "model-00002-of-00002.safetensors": keys[len(keys) // 2 :],
+        }
         weight_map = {}
         for file, names in halves.items():
             save_file({k: state[k] for k in names}, str(folder / file), metadata={"format": "pt"})

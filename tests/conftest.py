@@ -40,6 +40,6 @@ def tiny_model_dir(hf_tiny, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_loaded(tiny_model_dir):
-    from codegen_lsp.inference.loading import load_folder
+    from codegen_lsp.inference.checkpoint.loading import load_folder
 
     return load_folder(tiny_model_dir, "cpu", "float32")

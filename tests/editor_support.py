@@ -256,9 +256,7 @@ def fake_server(completion: str) -> int:
             else:
                 line = texts.get(params["textDocument"]["uri"], "").split("\n")[position["line"]]
                 prefix = line[: position["character"]]
-                word = prefix[
-                    len(prefix.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")) :
-                ]
+                word = prefix[len(prefix.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")) :]
                 start = {"line": position["line"], "character": position["character"] - len(word)}
                 new_text = word + completion
                 result = {

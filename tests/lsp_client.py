@@ -117,9 +117,7 @@ async def stop_client(client) -> None:
 
 
 async def debug_state(client) -> dict[str, Any]:
-    return await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="codegenLsp.debugState")
-    )
+    return await client.workspace_execute_command_async(types.ExecuteCommandParams(command="codegenLsp.debugState"))
 
 
 async def document_text(client, uri: str) -> str | None:
@@ -141,9 +139,7 @@ async def wait_engine(client, states: tuple[str, ...] = ("ready",), timeout: flo
 
 async def configure(client, **settings) -> None:
     """didChangeConfiguration with our section, then a moment for the server to apply it."""
-    client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"codegenLsp": settings})
-    )
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"codegenLsp": settings}))
     await asyncio.sleep(0.1)
 
 
@@ -167,9 +163,7 @@ async def inline(client, uri: str, line: int, character: int, invoked: bool = Tr
     )
     if msg_id is None:
         return await client.text_document_inline_completion_async(params)
-    return await client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
-    )
+    return await client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
 
 
 # -- the raw client ---------------------------------------------------------------------------------------

@@ -46,8 +46,10 @@ def server():
 
 def test_requests_before_initialize_are_refused_and_notifications_dropped(server: RawServer) -> None:
     for method, params in [
-        ("textDocument/inlineCompletion", {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0},
-                                           "context": {"triggerKind": 1}}),
+        (
+            "textDocument/inlineCompletion",
+            {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}, "context": {"triggerKind": 1}},
+        ),
         ("workspace/executeCommand", {"command": "codegenLsp.debugState"}),
         ("codegen/noSuchMethod", None),
     ]:
@@ -88,8 +90,11 @@ def test_a_second_initialize_is_refused_and_changes_nothing(server: RawServer) -
     assert first["result"]["capabilities"]["positionEncoding"] == "utf-16"
     second = server.request(
         "initialize",
-        {"processId": None, "capabilities": {"general": {"positionEncodings": ["utf-8"]}},
-         "initializationOptions": {"maxNewTokens": 9, "device": "cuda"}},
+        {
+            "processId": None,
+            "capabilities": {"general": {"positionEncodings": ["utf-8"]}},
+            "initializationOptions": {"maxNewTokens": 9, "device": "cuda"},
+        },
     )
     assert second["error"]["code"] == INVALID_REQUEST
     after = state(server)
@@ -123,9 +128,18 @@ def test_notifications_leave_nothing_behind(server: RawServer) -> None:
     for version in range(2, 302):
         server.notify(
             "textDocument/didChange",
-            {"textDocument": {"uri": URI, "version": version},
-             "contentChanges": [{"range": {"start": {"line": 0, "character": version - 2},
-                                           "end": {"line": 0, "character": version - 2}}, "text": "a"}]},
+            {
+                "textDocument": {"uri": URI, "version": version},
+                "contentChanges": [
+                    {
+                        "range": {
+                            "start": {"line": 0, "character": version - 2},
+                            "end": {"line": 0, "character": version - 2},
+                        },
+                        "text": "a",
+                    }
+                ],
+            },
         )
     server.notify("workspace/didChangeConfiguration", {"settings": {"maxNewTokens": 7}})  # a coroutine handler
     server.notify("codegen/noSuchNotification", {})
@@ -139,8 +153,10 @@ def test_a_cancel_for_an_answered_request_is_not_a_warning(server: RawServer) ->
     """Editors cancel requests whose answer is already on its way (VS Code does on every keystroke)."""
     initialize(server)
     server.notify("textDocument/didOpen", open_params())
-    answered = server.request("textDocument/inlineCompletion", {
-        "textDocument": {"uri": URI}, "position": {"line": 0, "character": 5}, "context": {"triggerKind": 2}})
+    answered = server.request(
+        "textDocument/inlineCompletion",
+        {"textDocument": {"uri": URI}, "position": {"line": 0, "character": 5}, "context": {"triggerKind": 2}},
+    )
     server.notify("$/cancelRequest", {"id": answered["id"]})
     server.notify("$/cancelRequest", {"id": "never-sent"})
     assert text_of(server)["result"] == "x = 1\n"
@@ -154,12 +170,13 @@ def test_each_log_line_goes_one_way_only(server: RawServer, tmp_path) -> None:
     initialize(server, {"model": str(tmp_path / "no-model-here"), "device": "cpu", "logLevel": "info"})
     server.notify("initialized", {})
     server.wait_for(lambda m: m.get("method") == "window/logMessage")  # the session is on
-    server.notify("textDocument/didOpen", {"textDocument": {"uri": "file:///tmp/notes.txt", "languageId": "plaintext",
-                                                            "version": 1, "text": "hello"}})
+    server.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": "file:///tmp/notes.txt", "languageId": "plaintext", "version": 1, "text": "hello"}},
+    )
     server.wait_for(lambda m: m.get("method") == "window/logMessage" and "plaintext" in m["params"]["message"])
     assert server.close() == 0
     time.sleep(0.2)  # the stderr reader drains the pipe
     stderr = "".join(server.stderr_lines)
     assert "initialize from" in stderr  # before the session: stderr
     assert "plaintext" not in stderr  # during it: the client only
-

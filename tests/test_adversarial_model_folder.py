@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from codegen_lsp.inference.checkpoint.hub import resolve_model_folder
+from codegen_lsp.inference.checkpoint.loading import load_folder
+from codegen_lsp.inference.checkpoint.weights import open_weights
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.hub import resolve_model_folder
-from codegen_lsp.inference.loading import load_folder
-from codegen_lsp.inference.weights import open_weights
 
 
 @pytest.fixture(scope="module")

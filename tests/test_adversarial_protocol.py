@@ -25,8 +25,9 @@ WRONG_VALUES: list[Any] = [None, "x", -1, 2**64, 1.5, True, [], {}, [1, "a"], {"
 def server():
     server = RawServer()
     assert "result" in server.request("initialize", {"processId": None, "capabilities": {}})
-    server.notify("textDocument/didOpen",
-                  {"textDocument": {"uri": URI, "languageId": "python", "version": 1, "text": TEXT}})
+    server.notify(
+        "textDocument/didOpen", {"textDocument": {"uri": URI, "languageId": "python", "version": 1, "text": TEXT}}
+    )
     yield server
     assert server.close() == 0
     stderr = "".join(server.stderr_lines)
@@ -34,15 +35,23 @@ def server():
 
 
 def inline_params(line: int = 1, character: int = 10) -> dict:
-    return {"textDocument": {"uri": URI}, "position": {"line": line, "character": character},
-            "context": {"triggerKind": 1, "selectedCompletionInfo": {
+    return {
+        "textDocument": {"uri": URI},
+        "position": {"line": line, "character": character},
+        "context": {
+            "triggerKind": 1,
+            "selectedCompletionInfo": {
                 "range": {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 10}},
-                "text": "return"}}}
+                "text": "return",
+            },
+        },
+    }
 
 
 def text_of(server: RawServer, uri: str = URI) -> Any:
-    return server.request("workspace/executeCommand",
-                          {"command": "codegenLsp.debugDocumentText", "arguments": [uri]})["result"]
+    return server.request("workspace/executeCommand", {"command": "codegenLsp.debugDocumentText", "arguments": [uri]})[
+        "result"
+    ]
 
 
 def assert_serving(server: RawServer) -> None:
@@ -55,8 +64,9 @@ def body(message: dict) -> bytes:
 
 
 def request_bytes(request_id: int) -> bytes:
-    return body({"jsonrpc": "2.0", "id": request_id, "method": "textDocument/inlineCompletion",
-                 "params": inline_params()})
+    return body(
+        {"jsonrpc": "2.0", "id": request_id, "method": "textDocument/inlineCompletion", "params": inline_params()}
+    )
 
 
 # -- framing -------------------------------------------------------------------------------------------------
@@ -183,8 +193,10 @@ def eval_path(value: Any, path: tuple) -> Any:
 NOTIFICATIONS = {
     "textDocument/didChange": lambda uri: {
         "textDocument": {"uri": uri, "version": 2},
-        "contentChanges": [{"range": {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 5}},
-                            "text": "g"}]},
+        "contentChanges": [
+            {"range": {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 5}}, "text": "g"}
+        ],
+    },
     "textDocument/didClose": lambda uri: {"textDocument": {"uri": uri}},
 }
 AFTER = {"textDocument/didChange": "def g(x):\n    return x + 1\n", "textDocument/didClose": None}
@@ -197,8 +209,10 @@ def test_wrong_types_in_every_field_of_a_document_notification(server: RawServer
     for n, path in enumerate(paths(template)):
         for m, value in enumerate(wrong_for(eval_path(template, path))):
             uri = f"file:///tmp/codegen-lsp-tests/wrong-{method.rsplit('/', 1)[1]}-{n}-{m}.py"
-            server.notify("textDocument/didOpen",
-                          {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": TEXT}})
+            server.notify(
+                "textDocument/didOpen",
+                {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": TEXT}},
+            )
             params = replaced(NOTIFICATIONS[method](uri), path, value)
             server.notify(method, params)
             assert text_of(server, uri) in (TEXT, AFTER[method]), (path, value)
@@ -243,8 +257,10 @@ def test_hostile_settings_are_refused_one_by_one_and_never_break_the_server(serv
             assert isinstance(now["maxNewTokens"], int) and 1 <= now["maxNewTokens"] <= 1024
     for payload in (None, [], "codegenLsp", 12, {"codegenLsp": None}, {"codegenLsp": [1]}, {"codegenLsp": "x"}):
         server.notify("workspace/didChangeConfiguration", {"settings": payload})
-    server.send(b'{"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration", '
-                b'"params": {"settings": {"codegenLsp": {"temperature": NaN, "topP": Infinity}}}}')
+    server.send(
+        b'{"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration", '
+        b'"params": {"settings": {"codegenLsp": {"temperature": NaN, "topP": Infinity}}}}'
+    )
     now = settings_now(server)
     assert not math.isnan(now["temperature"]) and math.isfinite(now["topP"])
     assert_serving(server)

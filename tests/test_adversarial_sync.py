@@ -53,14 +53,16 @@ def random_change(rng: random.Random, truth: str, encoding: str) -> tuple[dict, 
 def test_random_edits_match_the_ground_truth_after_every_edit(encoding: str) -> None:
     server = RawServer()
     offered = ["utf-8"] if encoding == "utf-8" else []
-    response = server.request("initialize", {"processId": None,
-                                             "capabilities": {"general": {"positionEncodings": offered}}})
+    response = server.request(
+        "initialize", {"processId": None, "capabilities": {"general": {"positionEncodings": offered}}}
+    )
     assert response["result"]["capabilities"]["positionEncoding"] == encoding
     rng = random.Random(10)
     uri = f"file:///tmp/codegen-lsp-tests/replay-{encoding}.py"
     truth = "import os\r\n\ndef main():\r    pass\n"
-    server.notify("textDocument/didOpen",
-                  {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": truth}})
+    server.notify(
+        "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": truth}}
+    )
     version, edits = 1, 0
     while edits < EDITS:
         changes = []
@@ -69,9 +71,11 @@ def test_random_edits_match_the_ground_truth_after_every_edit(encoding: str) -> 
             changes.append(change)
             edits += 1
         version += 1
-        server.notify("textDocument/didChange",
-                      {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes})
-        text = server.request("workspace/executeCommand",
-                              {"command": "codegenLsp.debugDocumentText", "arguments": [uri]})["result"]
+        server.notify(
+            "textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": changes}
+        )
+        text = server.request(
+            "workspace/executeCommand", {"command": "codegenLsp.debugDocumentText", "arguments": [uri]}
+        )["result"]
         assert text == truth, f"after edit {edits}: {changes!r}"
     assert server.close() == 0

@@ -2,7 +2,7 @@
 bound, and a worker that stops answering is killed and replaced.
 
 The heartbeat runs fast here (a ping every 0.1 s, a stall after 2 s) so that the tests take seconds; the defaults
-are in inference/client.py.
+are in lsp_server/backends/local.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
-from codegen_lsp.inference.client import EngineClient, EngineError, RequestCancelledError
 from codegen_lsp.inference.protocol import CompletionRequest, ErrorKind, GenerationOptions, ModelSpec, WorkerExited
+from codegen_lsp.lsp_server.backends.local import EngineClient, EngineError, RequestCancelledError
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n"
 ANSWERED_AT_ONCE_S = 10.0  # "at once", with room for a loaded machine; a hang is what this catches
@@ -28,8 +28,13 @@ def request(request_id: int, document: str = "file:///a.py", prompt: str = PROMP
 
 async def started(folder, **timing) -> EngineClient:
     events: list = []
-    engine = EngineClient(ModelSpec(model=str(folder), device="cpu", dtype="float32"), on_event=events.append,
-                          restart_delays=(0.1,), ping_interval_s=0.1, **timing)
+    engine = EngineClient(
+        ModelSpec(model=str(folder), device="cpu", dtype="float32"),
+        on_event=events.append,
+        restart_delays=(0.1,),
+        ping_interval_s=0.1,
+        **timing,
+    )
     engine.events = events  # type: ignore[attr-defined]
     await engine.start()
     return engine

@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from codegen_lsp.inference.engine import Engine
-from codegen_lsp.inference.hub import BUNDLED, BUNDLED_MODEL_DIR, resolve_model_folder
-from codegen_lsp.inference.loading import LoadedModel, load, load_folder
+from codegen_lsp.inference.checkpoint.hub import BUNDLED, BUNDLED_MODEL_DIR, resolve_model_folder
+from codegen_lsp.inference.checkpoint.loading import LoadedModel, load, load_folder
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, ModelSpec
-from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.inference.rules.stop_rule import StopRule
+from codegen_lsp.inference.worker.engine import Engine
 
 FOLDER = BUNDLED_MODEL_DIR
 RUN_FILE = "training_run.json"  # scripts/train_bundled_model.py's record of the run

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codegen_lsp.inference.engine import Engine
-from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.checkpoint.loading import load_folder
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
+from codegen_lsp.inference.worker.engine import Engine
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -29,11 +29,12 @@ def test_auto_picks_float16_on_cuda(tiny_model_dir):
 
 
 def test_cuda_graph_decoding_gives_the_same_tokens_as_eager_decoding(tiny_model_dir):
-    from codegen_lsp.inference.cuda_graphs import cuda_graph_decode_step
+    from codegen_lsp.inference.model.cuda_graphs import cuda_graph_decode_step
 
     loaded = load_folder(tiny_model_dir, "cuda", "float16")
-    graphs = Engine(loaded, decode_step_factory=lambda cache: cuda_graph_decode_step(loaded.model, cache),
-                    static_cache=True)
+    graphs = Engine(
+        loaded, decode_step_factory=lambda cache: cuda_graph_decode_step(loaded.model, cache), static_cache=True
+    )
     eager = Engine(loaded, static_cache=True)
     for prompt in (PROMPT, PROMPT + "    ", PROMPT[:20]):
         request = CompletionRequest(1, "doc", prompt, GenerationOptions(max_new_tokens=24))

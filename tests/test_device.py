@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codegen_lsp.inference import device as device_module
-from codegen_lsp.inference.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+from codegen_lsp.inference.checkpoint.loading import load_folder
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.model import device as device_module
+from codegen_lsp.inference.model.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
 
 
 def test_auto_is_the_cpu_without_a_gpu(monkeypatch):
@@ -47,8 +47,9 @@ def test_cpu_bf16_probe_answers():
     assert isinstance(cpu_has_fast_bf16(), bool)
 
 
-@pytest.mark.parametrize(("name", "dtype"), [("float32", torch.float32), ("float16", torch.float16),
-                                             ("bfloat16", torch.bfloat16)])
+@pytest.mark.parametrize(
+    ("name", "dtype"), [("float32", torch.float32), ("float16", torch.float16), ("bfloat16", torch.bfloat16)]
+)
 def test_explicit_dtypes(name, dtype):
     assert resolve_dtype(name, torch.device("cpu")) == dtype
 
@@ -75,8 +76,8 @@ def test_half_precision_weights_and_cache_give_logits_close_to_float32(tiny_mode
 
 @pytest.mark.parametrize("dtype, tolerance", [("bfloat16", 0.02), ("float32", 1e-5)])
 def test_weights_packed_for_onednn_compute_what_plain_weights_do(tiny_model_dir, monkeypatch, dtype, tolerance):
-    from codegen_lsp.inference import loading
-    from codegen_lsp.inference.kernels import onednn_packing_available
+    from codegen_lsp.inference.checkpoint import loading
+    from codegen_lsp.inference.model.kernels import onednn_packing_available
 
     if not onednn_packing_available():
         pytest.skip("this torch has no oneDNN")

@@ -33,9 +33,7 @@ def _emacs() -> str:
     emacs = shutil.which("emacs")
     if emacs is None:
         pytest.skip("emacs is not installed (apt-get install emacs-nox elpa-eglot; editors/setup_tests.sh)")
-    done = subprocess.run(
-        [emacs, "--batch", "-Q", "--eval", LOAD_EGLOT], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([emacs, "--batch", "-Q", "--eval", LOAD_EGLOT], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         pytest.skip(f"Emacs has no Eglot (apt-get install elpa-eglot): {done.stderr.strip()[-300:]}")
     return emacs

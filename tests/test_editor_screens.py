@@ -116,8 +116,9 @@ def _type_then_see_the_ghost(screen: TmuxScreen, editor, case: ScreenCase, compl
     _screenshot(screen, f"{picture}.png", f"{picture} inventory.py — codegen-lsp")
 
 
-def _accept_word_line_rest_then_dismiss(screen: TmuxScreen, editor, case: ScreenCase, completion: str,
-                                        keys: AcceptKeys) -> None:
+def _accept_word_line_rest_then_dismiss(
+    screen: TmuxScreen, editor, case: ScreenCase, completion: str, keys: AcceptKeys
+) -> None:
     """With the ghost text of `completion` shown after the typed line: accept a word, then the rest of the line,
     then everything, each checked in the editor's buffer (`editor.line()`, `editor.buffer()`); then on a new line
     type `if count` and dismiss the ghost text that comes."""
@@ -130,19 +131,27 @@ def _accept_word_line_rest_then_dismiss(screen: TmuxScreen, editor, case: Screen
     _ghost_at_cursor(screen, typed_line + first_word, completion[len(first_word) :], 30)
 
     screen.keys(keys.line)
-    _wait(lambda: editor.line() == typed_line + first_line, f"{keys.line} to insert the rest of the line",
-          show=editor.line)
+    _wait(
+        lambda: editor.line() == typed_line + first_line,
+        f"{keys.line} to insert the rest of the line",
+        show=editor.line,
+    )
 
     screen.keys(keys.everything)
-    _wait(lambda: editor.buffer() == case.typed_text + completion, f"{keys.everything} to insert the rest",
-          show=editor.buffer)
+    _wait(
+        lambda: editor.buffer() == case.typed_text + completion,
+        f"{keys.everything} to insert the rest",
+        show=editor.buffer,
+    )
 
     screen.keys("Enter")
     screen.type("if count")
     screen.wait(lambda: len(screen.lines()[screen.cursor()[0]].rstrip()) > screen.cursor()[1], "ghost text")
     screen.keys(keys.dismiss)
-    screen.wait(lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"),
-                f"{keys.dismiss} to dismiss the ghost text")
+    screen.wait(
+        lambda: screen.lines()[screen.cursor()[0]].rstrip().endswith("if count"),
+        f"{keys.dismiss} to dismiss the ghost text",
+    )
     assert editor.line().endswith("if count")
 
 
@@ -252,8 +261,8 @@ class Emacs:
     def events(self) -> str:
         """Eglot's events buffer: the messages between Emacs and the server (its logMessages among them)."""
         events = (
-            "(let ((b (cl-find-if (lambda (b) (string-match-p \"\\\\`\\\\*EGLOT.*events\\\\*\\\\'\" (buffer-name b)))"
-            " (buffer-list)))) (if b (with-current-buffer b (buffer-string)) \"\"))"
+            '(let ((b (cl-find-if (lambda (b) (string-match-p "\\\\`\\\\*EGLOT.*events\\\\*\\\\\'" (buffer-name b)))'
+            ' (buffer-list)))) (if b (with-current-buffer b (buffer-string)) ""))'
         )
         return self.text(events)
 

@@ -24,7 +24,7 @@ from tests.editor_support import SCREEN_SETTINGS, ScreenCase, screen_case, scree
 
 pytestmark = [pytest.mark.editor, pytest.mark.slow]
 
-GO = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello\")\n}\n"
+GO = 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("hello")\n}\n'
 JS = "function greet(name) {\n  return 'hello ' + name;\n}\n"
 JSX = "export function Hello({ name }) {\n  return <p>Hello {name}</p>;\n}\n"
 

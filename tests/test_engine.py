@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.engine import Engine, common_prefix_length
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, StopReason
-from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.inference.rules.stop_rule import StopRule
+from codegen_lsp.inference.worker.engine import Engine, common_prefix_length
 
 SOURCE = '''import os
 import sys
@@ -136,8 +136,7 @@ def test_cancellation_stops_decoding_at_the_next_step(engines):
         calls.append(1)
         return len(calls) > 3
 
-    result = reuse.generate(CompletionRequest(1, "d", SOURCE[:100], GenerationOptions(max_new_tokens=50)),
-                            cancelled)
+    result = reuse.generate(CompletionRequest(1, "d", SOURCE[:100], GenerationOptions(max_new_tokens=50)), cancelled)
     assert result.candidates[0].stop_reason == StopReason.CANCELLED
     assert len(result.candidates[0].token_ids) == 3
     after = ask(reuse, SOURCE[:100], "d")  # the slot stays consistent after a cancel
@@ -156,8 +155,9 @@ def test_several_candidates_come_back_distinct_with_the_greedy_one_first(engines
 def test_sampling_with_a_seed_is_reproducible(engines):
     reuse, scratch = engines
     options = GenerationOptions(max_new_tokens=10, temperature=0.9, top_p=0.9, seed=123)
-    assert ask(reuse, SOURCE[:150], options=options).candidates == ask(scratch, SOURCE[:150],
-                                                                       options=options).candidates
+    assert (
+        ask(reuse, SOURCE[:150], options=options).candidates == ask(scratch, SOURCE[:150], options=options).candidates
+    )
 
 
 def test_early_stop_runs_fewer_forward_passes_for_the_same_final_completion(engines):
@@ -170,8 +170,7 @@ def test_early_stop_runs_fewer_forward_passes_for_the_same_final_completion(engi
     # A truncation pattern that the model's own output hits about a third of the way in.
     pattern = re.escape(text[len(text) // 3 : len(text) // 3 + 2])
     rule = StopRule(patterns=(pattern,))
-    early = ask(reuse, SOURCE[:220], options=GenerationOptions(max_new_tokens=40, context_tokens=120,
-                                                               stop_rule=rule))
+    early = ask(reuse, SOURCE[:220], options=GenerationOptions(max_new_tokens=40, context_tokens=120, stop_rule=rule))
     assert early.candidates[0].stop_reason == StopReason.STOP_RULE
     assert early.timings.forward_passes < full.timings.forward_passes
     assert rule.final_cut(early.candidates[0].text) == rule.final_cut(text)
@@ -251,8 +250,8 @@ def assert_slot_holds_what_it_claims(engine: Engine, document: str) -> None:
     """The slot's token list is the truth about its cache: recomputing those tokens gives the same keys."""
     import torch
 
-    from codegen_lsp.inference.generate import prefill
-    from codegen_lsp.inference.kv_cache import KVCache
+    from codegen_lsp.inference.model.generate import prefill
+    from codegen_lsp.inference.model.kv_cache import KVCache
 
     slot = engine.slots.get(document)
     n = len(slot.tokens)
@@ -265,7 +264,7 @@ def assert_slot_holds_what_it_claims(engine: Engine, document: str) -> None:
 def test_the_static_cache_path_used_by_cuda_graphs_gives_the_same_tokens_on_the_cpu(tiny_loaded):
     """On CUDA the decode step is captured over a static cache (full-length reads through a causal mask row).
     The same static cache and a per-cache step factory run here on the CPU, and must not change a token."""
-    from codegen_lsp.inference.generate import decode_one
+    from codegen_lsp.inference.model.generate import decode_one
 
     created = []
 
@@ -300,7 +299,7 @@ def test_prompt_lookup_drafts_give_exactly_the_greedy_tokens_in_fewer_passes(tin
 
 
 def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
-    from codegen_lsp.inference.generate import NgramDrafter
+    from codegen_lsp.inference.model.generate import NgramDrafter
 
     drafter = NgramDrafter([1, 2, 3, 4, 5, 9, 1, 2], k=3, longest=2)
     assert drafter.propose(limit=10) == [3, 4, 5]
@@ -313,7 +312,7 @@ def test_ngram_drafter_proposes_what_followed_the_last_occurrence():
 
 
 def test_ngram_drafter_prefers_the_longest_match_then_the_last_suggestion():
-    from codegen_lsp.inference.generate import NgramDrafter
+    from codegen_lsp.inference.model.generate import NgramDrafter
 
     history = [9, 1, 2, 30, 31, 0, 5, 1, 2, 20, 21, 0, 8, 9, 1, 2]
     assert NgramDrafter(history, k=2).propose(limit=9) == [30, 31]  # (9, 1, 2) beats the later (1, 2)
@@ -339,7 +338,7 @@ def test_typing_part_of_a_suggestion_drafts_the_rest_of_it(tiny_loaded):
 
 
 def test_slots_are_bounded_by_memory():
-    from codegen_lsp.inference.engine import slots_that_fit
+    from codegen_lsp.inference.worker.engine import slots_that_fit
 
     assert slots_that_fit(4, slot_bytes=100, free_bytes=10_000) == 4
     assert slots_that_fit(4, slot_bytes=100, free_bytes=500) == 2  # half of the free memory: 250 bytes
@@ -348,7 +347,7 @@ def test_slots_are_bounded_by_memory():
 
 
 def test_slot_size_is_what_a_cache_allocates(tiny_loaded):
-    from codegen_lsp.inference.kv_cache import KVCache
+    from codegen_lsp.inference.model.kv_cache import KVCache
 
     engine = Engine(tiny_loaded)
     cache = KVCache(tiny_loaded.config, tiny_loaded.config.n_positions, tiny_loaded.dtype, "cpu")

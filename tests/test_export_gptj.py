@@ -19,18 +19,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-from codegen_lsp.inference.config import ACTIVATIONS, CodeGenConfig
-from codegen_lsp.inference.errors import ConfigError, ModelLoadError
-from codegen_lsp.inference.export_gptj import (
+from codegen_lsp.inference.checkpoint.config import ACTIVATIONS, CodeGenConfig
+from codegen_lsp.inference.checkpoint.export_gptj import (
     GPTJ_ACTIVATIONS,
     ExportError,
     export_gptj,
     gptj_activation,
     gptj_shapes,
 )
-from codegen_lsp.inference.hub import BUNDLED, BUNDLED_MODEL_DIR
-from codegen_lsp.inference.layout import expected_shapes
-from codegen_lsp.inference.loading import load_folder
+from codegen_lsp.inference.checkpoint.hub import BUNDLED, BUNDLED_MODEL_DIR
+from codegen_lsp.inference.checkpoint.layout import expected_shapes
+from codegen_lsp.inference.checkpoint.loading import load_folder
+from codegen_lsp.inference.errors import ConfigError, ModelLoadError
 from codegen_lsp.tokenizer.codegen_tokenizer import bytes_to_unicode
 from tests.lsp_client import REPO, server_env
 
@@ -50,15 +50,30 @@ def write_byte_tokenizer(folder: Path) -> None:
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens([EOS])
     backend.save(str(folder / "tokenizer.json"))
-    config = {"tokenizer_class": "CodeGenTokenizer", "bos_token": EOS, "eos_token": EOS, "unk_token": EOS,
-              "add_prefix_space": False}
+    config = {
+        "tokenizer_class": "CodeGenTokenizer",
+        "bos_token": EOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "add_prefix_space": False,
+    }
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
 def write_codegen(folder: Path, seed: int = 0, **fields) -> Path:
     """A CodeGen checkpoint in transformers' layout with random weights scaled so that logits are O(1)."""
-    values = {"vocab_size": TINY_VOCAB, "n_positions": 64, "n_embd": 64, "n_layer": 2, "n_head": 8,
-              "rotary_dim": 4, "n_inner": 96, "bos_token_id": 256, "eos_token_id": 256, **fields}
+    values = {
+        "vocab_size": TINY_VOCAB,
+        "n_positions": 64,
+        "n_embd": 64,
+        "n_layer": 2,
+        "n_head": 8,
+        "rotary_dim": 4,
+        "n_inner": 96,
+        "bos_token_id": 256,
+        "eos_token_id": 256,
+        **fields,
+    }
     config = CodeGenConfig(**values)
     generator = torch.Generator().manual_seed(seed)
     state = {}
@@ -186,16 +201,37 @@ def test_swapping_k_and_v_in_the_export_breaks_parity(tmp_path):
 def test_config_maps_every_field(tmp_path):
     from transformers import AutoConfig
 
-    source = write_codegen(tmp_path / "codegen", n_positions=48, layer_norm_epsilon=1e-6, activation_function="swish",
-                           bos_token_id=7, eos_token_id=[256, 9])
+    source = write_codegen(
+        tmp_path / "codegen",
+        n_positions=48,
+        layer_norm_epsilon=1e-6,
+        activation_function="swish",
+        bos_token_id=7,
+        eos_token_id=[256, 9],
+    )
     written = json.loads((export_gptj(str(source), tmp_path / "gptj") / "config.json").read_text())
     assert written == {
-        "architectures": ["GPTJForCausalLM"], "model_type": "gptj",
-        "vocab_size": TINY_VOCAB, "n_positions": 48, "n_embd": 64, "n_layer": 2, "n_head": 8, "rotary_dim": 4,
-        "n_inner": 96, "activation_function": "silu", "layer_norm_epsilon": 1e-6,
-        "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "initializer_range": 0.02, "use_cache": True,
-        "bos_token_id": 7, "eos_token_id": [256, 9], "tie_word_embeddings": False,
-        "dtype": "float32", "torch_dtype": "float32",
+        "architectures": ["GPTJForCausalLM"],
+        "model_type": "gptj",
+        "vocab_size": TINY_VOCAB,
+        "n_positions": 48,
+        "n_embd": 64,
+        "n_layer": 2,
+        "n_head": 8,
+        "rotary_dim": 4,
+        "n_inner": 96,
+        "activation_function": "silu",
+        "layer_norm_epsilon": 1e-6,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "initializer_range": 0.02,
+        "use_cache": True,
+        "bos_token_id": 7,
+        "eos_token_id": [256, 9],
+        "tie_word_embeddings": False,
+        "dtype": "float32",
+        "torch_dtype": "float32",
     }
     config = AutoConfig.from_pretrained(tmp_path / "gptj")  # no trust_remote_code
     assert type(config).__name__ == "GPTJConfig"
@@ -209,8 +245,12 @@ def test_weights_hold_split_q_k_v_and_nothing_fused(tmp_path):
     with safe_open(export / "model.safetensors", "pt") as f:
         assert {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()} == gptj_shapes(config)
         assert f.metadata() == {"format": "pt"}
-    assert sorted(p.name for p in export.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json",
-                                                         "tokenizer_config.json"]
+    assert sorted(p.name for p in export.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
 
 
 def test_hub_layout_tokenizer_files_are_copied(tmp_path):
@@ -221,12 +261,12 @@ def test_hub_layout_tokenizer_files_are_copied(tmp_path):
 
     source = write_checkpoint(tmp_path / "codegen", tiny_hf_model(n_layer=1))
     export = export_gptj(str(source), tmp_path / "gptj")
-    for name in ("vocab.json", "merges.txt", "added_tokens.json", "tokenizer_config.json",
-                 "special_tokens_map.json"):
+    for name in ("vocab.json", "merges.txt", "added_tokens.json", "tokenizer_config.json", "special_tokens_map.json"):
         assert (export / name).read_bytes() == (source / name).read_bytes()
     text = "def f(x):\n        return x  # spaces"
-    assert AutoTokenizer.from_pretrained(export)(text)["input_ids"] == \
-        load_folder(source, "cpu", "float32").tokenizer.encode(text)
+    assert AutoTokenizer.from_pretrained(export)(text)["input_ids"] == load_folder(
+        source, "cpu", "float32"
+    ).tokenizer.encode(text)
 
 
 def test_dtype_casts_every_tensor(tmp_path):
@@ -339,8 +379,14 @@ def test_refuses_a_hub_id_offline(tmp_path):
 
 
 def export_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codegen_lsp.lsp_server", "export", *args], text=True,
-                          capture_output=True, env=server_env(), cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "codegen_lsp.lsp_server", "export", *args],
+        text=True,
+        capture_output=True,
+        env=server_env(),
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_cli_exports_the_bundled_model_and_refuses_to_overwrite(tmp_path):
@@ -358,5 +404,7 @@ def test_cli_exports_the_bundled_model_and_refuses_to_overwrite(tmp_path):
 def test_cli_names_a_missing_model_folder(tmp_path):
     failed = export_cli(str(tmp_path / "nowhere"), str(tmp_path / "gptj"))
     assert failed.returncode == 2
-    assert failed.stderr == f"codegen-lsp export: error: cannot export '{tmp_path / 'nowhere'}': model folder " \
-                            f"{tmp_path / 'nowhere'} does not exist\n"
+    assert (
+        failed.stderr == f"codegen-lsp export: error: cannot export '{tmp_path / 'nowhere'}': model folder "
+        f"{tmp_path / 'nowhere'} does not exist\n"
+    )

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from codegen_lsp.inference.kernels import FEW_QUERIES, attention, few_query_attention
-from codegen_lsp.inference.kv_cache import KVCache
+from codegen_lsp.inference.model.kernels import FEW_QUERIES, attention, few_query_attention
+from codegen_lsp.inference.model.kv_cache import KVCache
 
 H, D, MAX_LEN, S = 4, 16, 64, 40
 BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa: outputs of magnitude ~1 are good to ~1e-2
@@ -55,25 +55,27 @@ def test_attention_uses_sdpa_outside_its_case():
     """fp32, many queries or a causal prefill: SDPA's own result, bit for bit."""
     k, v = cache_slice(1)
     q = torch.randn(1, H, S, D)
-    assert torch.equal(attention(q, k.float(), v.float(), None, True, 0.0),
-                       F.scaled_dot_product_attention(q, k.float(), v.float(), is_causal=True))
+    assert torch.equal(
+        attention(q, k.float(), v.float(), None, True, 0.0),
+        F.scaled_dot_product_attention(q, k.float(), v.float(), is_causal=True),
+    )
     q_bf16 = torch.randn(1, H, FEW_QUERIES + 1, D).bfloat16()
     mask = causal_mask(FEW_QUERIES + 1)
-    assert torch.equal(attention(q_bf16, k, v, mask, False, 0.0),
-                       F.scaled_dot_product_attention(q_bf16, k, v, attn_mask=mask))
+    assert torch.equal(
+        attention(q_bf16, k, v, mask, False, 0.0), F.scaled_dot_product_attention(q_bf16, k, v, attn_mask=mask)
+    )
 
 
 def test_bf16_cached_decoding_agrees_with_a_bf16_full_forward(tiny_model_dir, monkeypatch):
     """The same bf16 model, once through SDPA (a causal forward over the whole sequence) and once a token and a
     9-token draft at a time through the cache (few_query_attention, here from the first position on): the
     logits agree to bf16 precision."""
-    from codegen_lsp.inference import kernels
-    from codegen_lsp.inference.loading import load_folder
+    from codegen_lsp.inference.checkpoint.loading import load_folder
+    from codegen_lsp.inference.model import kernels
 
     monkeypatch.setattr(kernels, "MIN_POSITIONS_PER_QUERY", 1)
     calls = []
-    monkeypatch.setattr(kernels, "few_query_attention",
-                        lambda *args: calls.append(1) or few_query_attention(*args))
+    monkeypatch.setattr(kernels, "few_query_attention", lambda *args: calls.append(1) or few_query_attention(*args))
     loaded = load_folder(tiny_model_dir, "cpu", "bfloat16")
     model, config = loaded.model, loaded.config
     ids = torch.randint(0, config.vocab_size, (1, 48), generator=torch.Generator().manual_seed(3))
@@ -94,7 +96,7 @@ def test_bf16_cached_decoding_agrees_with_a_bf16_full_forward(tiny_model_dir, mo
 def test_a_packed_product_of_fewer_rows_than_onednn_likes_gives_each_row_its_own_result(dtype, tolerance):
     """1 to ONEDNN_MIN_ROWS - 1 rows go through oneDNN padded with zero rows; what comes back is those rows'
     products, with and without a bias, in the input's shape."""
-    from codegen_lsp.inference.kernels import ONEDNN_MIN_ROWS, linear, onednn_packing_available
+    from codegen_lsp.inference.model.kernels import ONEDNN_MIN_ROWS, linear, onednn_packing_available
 
     if not onednn_packing_available():
         pytest.skip("this torch has no oneDNN")

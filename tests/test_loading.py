@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from codegen_lsp.inference.checkpoint.hub import resolve_model_folder
+from codegen_lsp.inference.checkpoint.loading import load, load_folder
+from codegen_lsp.inference.checkpoint.weights import converted_path
 from codegen_lsp.inference.errors import ConfigError, ModelLoadError
-from codegen_lsp.inference.hub import resolve_model_folder
-from codegen_lsp.inference.loading import load, load_folder
 from codegen_lsp.inference.protocol import ErrorKind, ModelSpec
-from codegen_lsp.inference.weights import converted_path
 from tests.checkpoints import write_checkpoint
 
 
@@ -206,7 +206,7 @@ def test_unknown_revision_offline_is_reported(tiny_model_dir):
 
 
 def test_default_model_falls_back_to_the_bundled_model_when_offline():
-    from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR
+    from codegen_lsp.inference.checkpoint.hub import BUNDLED_MODEL_DIR
 
     if not (BUNDLED_MODEL_DIR / "config.json").exists():
         pytest.skip("the bundled model is not built in this checkout")
@@ -236,7 +236,7 @@ def test_a_header_that_lies_about_a_tensors_size_is_named(model_dir):
 
 def test_weights_are_read_into_the_model_not_beside_it(tiny_model_dir, tiny_loaded):
     """Each tensor comes from a read of its own bytes (no mapping of the file stays behind the model)."""
-    from codegen_lsp.inference.weights import open_weights
+    from codegen_lsp.inference.checkpoint.weights import open_weights
 
     source = open_weights(tiny_model_dir)
     tensor = source.get("transformer.h.0.mlp.fc_in.weight")

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codegen_lsp.inference.config import CodeGenConfig
-from codegen_lsp.inference.engine import Engine
-from codegen_lsp.inference.generate import prefill
-from codegen_lsp.inference.kv_cache import KVCache
-from codegen_lsp.inference.layout import qkv_row_order, to_checkpoint, to_ours
-from codegen_lsp.inference.loading import load_folder
-from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+from codegen_lsp.inference.checkpoint.layout import qkv_row_order, to_checkpoint, to_ours
+from codegen_lsp.inference.checkpoint.loading import load_folder
+from codegen_lsp.inference.model.codegen import CodeGen
+from codegen_lsp.inference.model.generate import prefill
+from codegen_lsp.inference.model.kv_cache import KVCache
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
+from codegen_lsp.inference.worker.engine import Engine
 from tests.checkpoints import FORMATS, hf_state_dict, tiny_hf_model, write_checkpoint
 
 TOLERANCE = 1e-4
 PROMPTS = [
     "def fibonacci(n):\n    if n < 2:\n        return n\n",
-    "import os\nimport sys\n\n\nclass Config:\n    \"\"\"Settings.\"\"\"\n\n    def __init__(self",
+    'import os\nimport sys\n\n\nclass Config:\n    """Settings."""\n\n    def __init__(self',
     "for i in range(10):\n\tprint(i)  # tabs\n",
     "x = {'a': 1, 'b': [1, 2, 3]}\n# 🙂 unicode ünïcödé\n",
 ]
@@ -98,8 +98,14 @@ def test_cached_decoding_matches_transformers_own_cache(tiny_loaded, hf_tiny, to
 def test_greedy_generation_is_token_equal_to_transformers(tiny_loaded, hf_tiny, prompt):
     ids = torch.tensor([tiny_loaded.tokenizer.encode(prompt)])
     with torch.no_grad():
-        ref = hf_tiny.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=40, do_sample=False,
-                               eos_token_id=None, pad_token_id=0)[0, ids.shape[1] :].tolist()
+        ref = hf_tiny.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=40,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )[0, ids.shape[1] :].tolist()
     engine = Engine(tiny_loaded)
     # EOS is a token like any other here: transformers ran without it, so give our engine none either.
     engine.eos_ids = ()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.inference.rules.stop_rule import StopRule
 from codegen_lsp.lsp_server.pipeline.context import block_indent, build_context, stop_rule_for, window_start
 from codegen_lsp.lsp_server.pipeline.decide import Mode
 from codegen_lsp.lsp_server.pipeline.lexical import Lex
@@ -71,9 +71,7 @@ def test_typing_at_the_cursor_keeps_the_window_start_while_the_prompt_fits(text,
 
 
 @given(text=st.text("ab \n", max_size=300), data=st.data(), cap=st.integers(1, 100))
-def test_the_window_never_exceeds_the_cap_and_starts_at_a_line_when_one_fits(
-    text: str, data, cap: int
-) -> None:
+def test_the_window_never_exceeds_the_cap_and_starts_at_a_line_when_one_fits(text: str, data, cap: int) -> None:
     offset = data.draw(st.integers(0, len(text)))
     start = window_start(text, offset, cap)
     assert 0 <= start <= offset and offset - start <= cap
@@ -175,9 +173,7 @@ def test_out_of_range_offsets_are_clamped() -> None:
 
 def test_in_a_comment_the_completion_ends_with_the_line() -> None:
     ctx = at_cursor("def f():\n    # compute the |")
-    assert stop_rule_for(ctx, PATTERNS, Mode.MULTI_LINE) == StopRule(
-        PATTERNS, ctx.line_prefix, single_line=True
-    )
+    assert stop_rule_for(ctx, PATTERNS, Mode.MULTI_LINE) == StopRule(PATTERNS, ctx.line_prefix, single_line=True)
 
 
 def test_in_a_docstring_the_completion_ends_after_its_closing_quotes() -> None:
@@ -216,9 +212,7 @@ def test_code_after_the_cursor_means_one_line() -> None:
 def test_multi_line_code_ends_where_it_leaves_the_block(marked: str, limit: int | None) -> None:
     ctx = at_cursor(marked)
     assert block_indent(ctx) == limit
-    assert stop_rule_for(ctx, PATTERNS, Mode.MULTI_LINE) == StopRule(
-        PATTERNS, ctx.line_prefix, min_indent=limit
-    )
+    assert stop_rule_for(ctx, PATTERNS, Mode.MULTI_LINE) == StopRule(PATTERNS, ctx.line_prefix, min_indent=limit)
 
 
 def test_a_function_body_completion_stops_before_the_next_top_level_statement() -> None:

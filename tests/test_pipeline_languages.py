@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.inference.rules.stop_rule import StopRule
 from codegen_lsp.lsp_server.languages import LANGUAGES
 from codegen_lsp.lsp_server.pipeline import TypedThroughCache
 from codegen_lsp.lsp_server.pipeline.context import build_context, stop_rule_for

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.syntax import SYNTAXES, StringForm
+from codegen_lsp.inference.rules.syntax import SYNTAXES, StringForm
 from codegen_lsp.lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer, scan
 
 PY, C, CPP, GO, JAVA, JS = (SYNTAXES[name] for name in ("python", "c", "cpp", "go", "java", "javascript"))

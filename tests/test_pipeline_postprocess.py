@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.syntax import SYNTAXES
+from codegen_lsp.inference.rules.syntax import SYNTAXES
 from codegen_lsp.lsp_server.pipeline.context import CompletionContext, build_context, stop_rule_for
 from codegen_lsp.lsp_server.pipeline.decide import Mode, choose_mode
 from codegen_lsp.lsp_server.pipeline.lexical import CODE, Lex, LexState, first_unmatched_closer
@@ -43,10 +43,7 @@ def test_a_method_body_ends_before_the_next_method() -> None:
 
 def test_statements_go_on_within_the_block_until_it_ends() -> None:
     raw = "total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef other():\n    pass"
-    assert (
-        complete("def total(xs):\n    |", raw)
-        == "total = 0\n    for x in xs:\n        total += x\n    return total"
-    )
+    assert complete("def total(xs):\n    |", raw) == "total = 0\n    for x in xs:\n        total += x\n    return total"
 
 
 def test_codegen_patterns_still_apply() -> None:
@@ -133,9 +130,7 @@ def test_leading_newline_and_indentation_of_a_block_stay() -> None:
 
 # -- properties ----------------------------------------------------------------------------------------------
 
-suffixes = st.lists(
-    st.sampled_from([")", "]", "}", "x", " ", "+ 1", ",", '"', ":", "(", "y"]), min_size=1, max_size=4
-)
+suffixes = st.lists(st.sampled_from([")", "]", "}", "x", " ", "+ 1", ",", '"', ":", "(", "y"]), min_size=1, max_size=4)
 completions = st.lists(
     st.sampled_from(["a", " ", "(", ")", "[", "]", "{", "}", '"', "'", ",", "x", "+ 1", ":", "\n", "#"]),
     max_size=14,
@@ -165,9 +160,7 @@ def test_the_result_never_duplicates_the_text_right_of_the_cursor(suffix_parts, 
 
 
 @settings(max_examples=200)
-@given(
-    raw=st.text(st.sampled_from("ab \n\t#()'\""), max_size=30), suffix=st.sampled_from(["", ")", "x", "  "])
-)
+@given(raw=st.text(st.sampled_from("ab \n\t#()'\""), max_size=30), suffix=st.sampled_from(["", ")", "x", "  "]))
 def test_the_result_is_a_prefix_of_the_model_output_and_never_only_whitespace(raw: str, suffix: str) -> None:
     ctx = ctx_with("    x = ", suffix)
     mode = Mode.SINGLE_LINE if suffix.strip() else Mode.MULTI_LINE

@@ -16,20 +16,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from codegen_lsp.inference import device as device_module
-from codegen_lsp.inference import quantize as quantize_module
-from codegen_lsp.inference.engine import Engine
-from codegen_lsp.inference.hub import BUNDLED_MODEL_DIR
-from codegen_lsp.inference.kv_cache import KVCache
-from codegen_lsp.inference.loading import load, load_folder
-from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, ModelSpec
-from codegen_lsp.inference.quantize import (
+from codegen_lsp.inference.checkpoint.hub import BUNDLED_MODEL_DIR
+from codegen_lsp.inference.checkpoint.loading import load, load_folder
+from codegen_lsp.inference.model import device as device_module
+from codegen_lsp.inference.model import quantize as quantize_module
+from codegen_lsp.inference.model.kv_cache import KVCache
+from codegen_lsp.inference.model.quantize import (
     Int8Linear,
     dequantize,
     fbgemm_available,
     int8_linear,
     quantize_per_channel,
 )
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, ModelSpec
+from codegen_lsp.inference.worker.engine import Engine
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    return a * b\n" * 3
 
@@ -145,8 +145,9 @@ def test_int8_logits_are_close_to_float32(int8_by_kernel, tiny_loaded):
     with torch.no_grad():
         full = tiny_loaded.model(ids)  # (1, T, V)
         whole = int8_by_kernel.model(ids).float()
-        stepwise = torch.cat([int8_by_kernel.model(ids[:, t : t + 1], torch.tensor([t]), cache)
-                              for t in range(ids.shape[1])], dim=1).float()
+        stepwise = torch.cat(
+            [int8_by_kernel.model(ids[:, t : t + 1], torch.tensor([t]), cache) for t in range(ids.shape[1])], dim=1
+        ).float()
     std = full.std()
     for int8 in (whole, stepwise):
         assert torch.isfinite(int8).all()
@@ -169,8 +170,16 @@ def test_the_trained_bundled_models_greedy_choices_match_float32():
     engines = [Engine(loaded, cache_slots=1) for loaded in (full_model, int8_model)]
     options = GenerationOptions(max_new_tokens=16)
     cursors = range(3000, 43000, 10000)
-    identical = sum(len({e.generate(CompletionRequest(i, "a.py", source[:cursor], options)).candidates[0].token_ids
-                         for e in engines}) == 1 for i, cursor in enumerate(cursors))
+    identical = sum(
+        len(
+            {
+                e.generate(CompletionRequest(i, "a.py", source[:cursor], options)).candidates[0].token_ids
+                for e in engines
+            }
+        )
+        == 1
+        for i, cursor in enumerate(cursors)
+    )
     assert identical >= len(cursors) - 1
 
 
@@ -183,15 +192,16 @@ def test_an_engine_completes_with_int8_weights_from_a_model_spec(tiny_model_dir)
 
 @pytest.mark.slow
 def test_the_worker_loads_int8_and_says_so(tiny_model_dir):
-    from codegen_lsp.inference.client import EngineClient
+    from codegen_lsp.lsp_server.backends.local import EngineClient
 
     async def run() -> tuple[str, int]:
         client = EngineClient(ModelSpec(model=str(tiny_model_dir), device="cpu", dtype="int8"))
         await client.start()
         try:
             await client.wait_ready(timeout=120)
-            result = await asyncio.wait_for(client.generate(CompletionRequest(1, "a.py", PROMPT,
-                                                                              GenerationOptions(6))), 60)
+            result = await asyncio.wait_for(
+                client.generate(CompletionRequest(1, "a.py", PROMPT, GenerationOptions(6))), 60
+            )
             return client.ready_info.dtype, len(result.candidates[0].token_ids)
         finally:
             await client.stop()

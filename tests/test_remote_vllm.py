@@ -20,9 +20,9 @@ import pytest
 from lsprotocol import types
 
 from benchmarks.vllm_server import VllmServer, export_bundled, free_port, metrics, vllm_python
-from codegen_lsp.inference.client import RequestCancelledError
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
-from codegen_lsp.lsp_server.remote import OpenAIBackend, RemoteSpec, load_model_files
+from codegen_lsp.lsp_server.backends.local import RequestCancelledError
+from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, RemoteSpec, load_model_files
 from tests.lsp_client import debug_state, inline, open_document, start_client, stop_client, wait_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]

@@ -39,9 +39,7 @@ def utf16_server():
     assert server.close() == 0
 
 
-def inline_params(
-    line: int = SAMPLE_POSITION[0], character: int = SAMPLE_POSITION[1], uri: str = URI
-) -> dict:
+def inline_params(line: int = SAMPLE_POSITION[0], character: int = SAMPLE_POSITION[1], uri: str = URI) -> dict:
     return {
         "textDocument": {"uri": uri},
         "position": {"line": line, "character": character},

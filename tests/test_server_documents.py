@@ -45,9 +45,7 @@ def reference_lines(text: str) -> list[str]:
 
 
 def units(char: str, encoding: str) -> int:
-    return {"utf-8": len(char.encode("utf-8")), "utf-16": 2 if ord(char) > 0xFFFF else 1, "utf-32": 1}[
-        encoding
-    ]
+    return {"utf-8": len(char.encode("utf-8")), "utf-16": 2 if ord(char) > 0xFFFF else 1, "utf-32": 1}[encoding]
 
 
 def reference_offset(text: str, line: int, character: int, encoding: str) -> int:

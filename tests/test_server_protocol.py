@@ -50,9 +50,7 @@ def new_document(client, text: str = SAMPLE, language_id: str = "python") -> str
     return uri
 
 
-async def cli_complete(
-    tmp_path: Path, model_dir: Path, text: str, line: int, character: int, *extra: str
-) -> dict:
+async def cli_complete(tmp_path: Path, model_dir: Path, text: str, line: int, character: int, *extra: str) -> dict:
     source = tmp_path / "document.py"
     source.write_text(text, encoding="utf-8", newline="")
     process = await asyncio.create_subprocess_exec(
@@ -133,9 +131,7 @@ async def test_typed_through_answers_without_the_worker(client) -> None:
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
             content_changes=[
                 types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        start=types.Position(line, character), end=types.Position(line, character)
-                    ),
+                    range=types.Range(start=types.Position(line, character), end=types.Position(line, character)),
                     text=typed,
                 )
             ],

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codegen_lsp.inference.protocol import GenerationOptions, ModelSpec
-from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.inference.rules.stop_rule import StopRule
 from codegen_lsp.lsp_server.settings import (
     SETTINGS_TABLE_MARKDOWN,
     Settings,
@@ -117,9 +117,7 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         ("truncateBeforePattern", ["^#", 3], list(DEFAULT_TRUNCATE_BEFORE_PATTERN)),
     ],
 )
-def test_an_invalid_value_falls_back_with_one_warning_naming_setting_value_and_fallback(
-    key, bad, used
-) -> None:
+def test_an_invalid_value_falls_back_with_one_warning_naming_setting_value_and_fallback(key, bad, used) -> None:
     settings, warnings = parse_settings({key: bad})
     assert settings == Settings()
     assert len(warnings) == 1
@@ -293,7 +291,7 @@ def test_lsp_server_modules_import_neither_torch_nor_transformers() -> None:
     import subprocess
     import sys
 
-    modules = "codegen_lsp.lsp_server.settings, codegen_lsp.lsp_server.pipeline, codegen_lsp.inference.stop_rule"
+    modules = "codegen_lsp.lsp_server.settings, codegen_lsp.lsp_server.pipeline, codegen_lsp.inference.rules.stop_rule"
     code = f"import sys, {modules}; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.stop_rule import StopRule, indent_width
+from codegen_lsp.inference.rules.stop_rule import StopRule, indent_width
 from codegen_lsp.tokenizer.truncation import (
     DEFAULT_TRUNCATE_BEFORE_PATTERN,
     Literal,
@@ -43,9 +43,7 @@ rules = st.builds(
         st.just(DEFAULT_TRUNCATE_BEFORE_PATTERN),
         st.lists(st.sampled_from(PATTERN_POOL), max_size=4, unique=True).map(tuple),
     ),
-    line_prefix=st.sampled_from(
-        ["", "    ", "def", "de", "pr", "print(1)", "x = ", "  # note ", "    '''", "\\"]
-    ),
+    line_prefix=st.sampled_from(["", "    ", "def", "de", "pr", "print(1)", "x = ", "  # note ", "    '''", "\\"]),
     single_line=st.booleans(),
     close_after=st.sampled_from([None, None, None, '"""', "'''", '"']),
     min_indent=st.sampled_from([None, 0, 1, 4, 8]),
@@ -101,9 +99,7 @@ def test_default_rule_is_codegens_truncation() -> None:
     rule = StopRule()
     assert rule.patterns == DEFAULT_TRUNCATE_BEFORE_PATTERN
     text = "    return x\n\n\n\ndef g():\n    pass"
-    assert (
-        rule.apply(text) == truncate_before_pattern(text, DEFAULT_TRUNCATE_BEFORE_PATTERN) == "    return x"
-    )
+    assert rule.apply(text) == truncate_before_pattern(text, DEFAULT_TRUNCATE_BEFORE_PATTERN) == "    return x"
 
 
 def test_an_empty_pattern_list_turns_truncation_off_like_transformers_decode() -> None:
@@ -304,6 +300,9 @@ def test_stop_rule_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, codegen_lsp.inference.stop_rule; print('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = (
+        "import sys, codegen_lsp.inference.rules.stop_rule; "
+        "print('torch' in sys.modules or 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.stop_rule import LINE_HEAD, LINE_TAIL, StopRule
+from codegen_lsp.inference.rules.stop_rule import LINE_HEAD, LINE_TAIL, StopRule
 from codegen_lsp.lsp_server.languages import LANGUAGES
 from tests.test_stop_rule import assert_cut_is_final
 
@@ -44,7 +44,7 @@ def test_c_a_closer_after_code_on_its_line_cuts_right_before_it() -> None:
 
 def test_java_braces_in_strings_chars_and_comments_do_not_count() -> None:
     rule = rule_for("java", "        ")
-    text = 'String s = "}";\n        char c = \'}\';\n        // }\n        /* } */ return s;\n    }\n'
+    text = "String s = \"}\";\n        char c = '}';\n        // }\n        /* } */ return s;\n    }\n"
     assert rule.apply(text) == text[: text.index("    }\n")]
 
 
@@ -173,8 +173,10 @@ FRAGMENTS = [
 ]  # fmt: skip
 texts = st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join)
 brace_rules = st.builds(
-    lambda language, prefix, patterns: rule_for(language, prefix) if patterns else StopRule(
-        (), prefix, braces=language, markers=LANGUAGES[language].markers
+    lambda language, prefix, patterns: (
+        rule_for(language, prefix)
+        if patterns
+        else StopRule((), prefix, braces=language, markers=LANGUAGES[language].markers)
     ),
     language=st.sampled_from(["c", "cpp", "go", "java", "javascript"]),
     prefix=st.sampled_from(["", "    ", "\t", "func", "fu", "  f(a, ", "  x = {", "function"]),

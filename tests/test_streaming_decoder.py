@@ -138,9 +138,7 @@ def test_ids_past_the_vocabulary_emit_nothing():
 def test_non_byte_level_tokenizer_streams_by_redecoding(tmp_path):
     """A tokenizer.json with another decoder (SentencePiece-style Metaspace) still adds up to decode."""
     trained = SentencePieceBPETokenizer()
-    trained.train_from_iterator(
-        ["def f(x):\n    return x + 1\n", "print('héllo wörld') 中文"] * 20, vocab_size=120
-    )
+    trained.train_from_iterator(["def f(x):\n    return x + 1\n", "print('héllo wörld') 中文"] * 20, vocab_size=120)
     trained.save(str(tmp_path / "tokenizer.json"))
     tok = CodeGenTokenizer.from_folder(tmp_path)
     assert not tok.is_byte_level

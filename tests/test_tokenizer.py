@@ -258,9 +258,7 @@ def test_offsets_are_python_string_indices(text):
     end = 0
     for token_id, (start, stop) in zip(ids, offsets, strict=True):
         assert start <= stop and start >= end - 1 and stop >= end  # a split character is shared by its tokens
-        assert tok.token_bytes(token_id) in text[start:stop].encode(
-            "utf-8"
-        )  # all of it, or part of a character
+        assert tok.token_bytes(token_id) in text[start:stop].encode("utf-8")  # all of it, or part of a character
         end = stop
     assert end == len(text)
 

@@ -63,9 +63,7 @@ def test_default_patterns_are_codegens():
 
 @pytest.mark.parametrize("completion, patterns", CASES)
 def test_equals_transformers_truncate(completion, patterns):
-    assert truncate_before_pattern(completion, patterns) == hf_tokenizer().truncate(
-        completion, list(patterns)
-    )
+    assert truncate_before_pattern(completion, patterns) == hf_tokenizer().truncate(completion, list(patterns))
 
 
 def test_hand_written_cuts():
@@ -90,11 +88,7 @@ def test_decode_with_no_patterns_does_not_truncate():
     tok = CodeGenTokenizer.bundled()
     text = "print(1)\nprint(2)\ndef f():\ndef g():"
     ids = tok.encode(text)
-    assert (
-        tok.decode(ids, truncate_before_pattern=[])
-        == text
-        == hf_tokenizer().decode(ids, truncate_before_pattern=[])
-    )
+    assert tok.decode(ids, truncate_before_pattern=[]) == text == hf_tokenizer().decode(ids, truncate_before_pattern=[])
     assert tok.decode(ids, truncate_before_pattern=None) == text
 
 
@@ -117,9 +111,7 @@ def test_compiled_patterns_are_multiline_and_cached():
     compiled = compile_patterns(["^#", "\n\n\n"])
     assert all(p.flags & re.MULTILINE for p in compiled)
     assert compile_patterns(("^#", "\n\n\n")) is compiled
-    assert compile_patterns(DEFAULT_TRUNCATE_BEFORE_PATTERN) is compile_patterns(
-        list(DEFAULT_TRUNCATE_BEFORE_PATTERN)
-    )
+    assert compile_patterns(DEFAULT_TRUNCATE_BEFORE_PATTERN) is compile_patterns(list(DEFAULT_TRUNCATE_BEFORE_PATTERN))
 
 
 def test_bad_pattern_is_a_value_error_naming_it():

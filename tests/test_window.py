@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.window import fit_window, line_start_at_or_after
+from codegen_lsp.inference.rules.window import fit_window, line_start_at_or_after
 from codegen_lsp.tokenizer import CodeGenTokenizer
 
 TOKENIZER = CodeGenTokenizer.bundled()

@@ -12,7 +12,6 @@ import sys
 import pytest
 import pytest_asyncio
 
-from codegen_lsp.inference.client import EngineClient, EngineError, RequestCancelledError
 from codegen_lsp.inference.protocol import (
     CompletionRequest,
     ErrorKind,
@@ -23,6 +22,7 @@ from codegen_lsp.inference.protocol import (
     ModelSpec,
     WorkerExited,
 )
+from codegen_lsp.lsp_server.backends.local import EngineClient, EngineError, RequestCancelledError
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n"
 FAST_RESTARTS = (0.1, 0.2, 0.4)
@@ -84,7 +84,7 @@ def request(request_id: int, document: str = "file:///a.py", prompt: str = PROMP
 
 @on_the_module_loop
 async def test_a_request_is_answered_with_the_engines_completion(shared, tiny_loaded):
-    from codegen_lsp.inference.engine import Engine
+    from codegen_lsp.inference.worker.engine import Engine
 
     result = await shared.generate(request(1))
     expected = Engine(tiny_loaded).generate(request(1))
@@ -200,7 +200,9 @@ async def test_reload_switches_to_another_model(client, hf_tiny, tmp_path):
 
 
 def test_the_client_never_imports_torch():
-    code = ("import sys, codegen_lsp.inference.client, codegen_lsp.inference.protocol, "
-            "codegen_lsp.inference.stop_rule; "
-            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))")
+    code = (
+        "import sys, codegen_lsp.lsp_server.backends.local, codegen_lsp.inference.protocol, "
+        "codegen_lsp.inference.rules.stop_rule; "
+        "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from codegen_lsp.inference.client import EngineClient
 from codegen_lsp.inference.protocol import (
     CompletionRequest,
     CompletionResult,
@@ -14,7 +13,8 @@ from codegen_lsp.inference.protocol import (
     ModelSpec,
     RequestCancelled,
 )
-from codegen_lsp.inference.worker import RequestQueue
+from codegen_lsp.inference.worker.main import RequestQueue
+from codegen_lsp.lsp_server.backends.local import EngineClient
 from tests.test_worker import until_sent, worker_frozen
 
 PROMPT = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n"

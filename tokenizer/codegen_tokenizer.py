@@ -24,8 +24,8 @@ from typing import Any
 from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 
-from .streaming import StreamingDecoder
-from .truncation import truncate_before_pattern as _truncate
+from codegen_lsp.tokenizer.streaming import StreamingDecoder
+from codegen_lsp.tokenizer.truncation import truncate_before_pattern as _truncate
 
 BUNDLED_TOKENIZER_DIR = Path(__file__).resolve().parent / "data"
 TOKENIZER_FILE = "tokenizer.json"
@@ -121,8 +121,7 @@ def _read_merges(folder: Path) -> list[tuple[str, str]]:
         parts = line.split(" ")
         if len(parts) != 2:
             raise TokenizerLoadError(
-                f"corrupt {MERGES_FILE} in tokenizer folder {folder}: "
-                f"line {number} is not two tokens: {line!r}"
+                f"corrupt {MERGES_FILE} in tokenizer folder {folder}: line {number} is not two tokens: {line!r}"
             )
         merges.append((parts[0], parts[1]))
     return merges
@@ -165,9 +164,7 @@ def _special_token_entries(config: dict[str, Any]) -> list[Any]:
     return entries
 
 
-def _named_special_tokens(
-    tokenizer_config: dict[str, Any], special_tokens_map: dict[str, Any]
-) -> dict[str, Any]:
+def _named_special_tokens(tokenizer_config: dict[str, Any], special_tokens_map: dict[str, Any]) -> dict[str, Any]:
     """The special-token settings transformers ends up with: CodeGen's defaults, then tokenizer_config.json,
     then special_tokens_map.json (which transformers skips when the config has an `added_tokens_decoder`)."""
     if "added_tokens_decoder" in tokenizer_config:
@@ -179,8 +176,7 @@ def _added_tokens_from_config(entries: Any, folder: Path) -> list[tuple[int, Add
     """`added_tokens_decoder` of a tokenizer_config.json saved by transformers >= 4.34: id -> token fields."""
     if not isinstance(entries, dict):
         raise TokenizerLoadError(
-            f"corrupt {TOKENIZER_CONFIG_FILE} in tokenizer folder {folder}: "
-            "added_tokens_decoder is not an object"
+            f"corrupt {TOKENIZER_CONFIG_FILE} in tokenizer folder {folder}: added_tokens_decoder is not an object"
         )
     added = []
     for key, fields in entries.items():
@@ -195,17 +191,14 @@ def _added_tokens_from_config(entries: Any, folder: Path) -> list[tuple[int, Add
     return added
 
 
-def _added_tokens_from_file(
-    entries: dict[str, Any], specials: set[str], folder: Path
-) -> list[tuple[int, AddedToken]]:
+def _added_tokens_from_file(entries: dict[str, Any], specials: set[str], folder: Path) -> list[tuple[int, AddedToken]]:
     """added_tokens.json (content -> id), flagged as transformers flags it: special when a config names the
     token, and then not `normalized`."""
     added = []
     for content, token_id in entries.items():
         if not isinstance(token_id, int) or isinstance(token_id, bool):
             raise TokenizerLoadError(
-                f"corrupt {ADDED_TOKENS_FILE} in tokenizer folder {folder}: "
-                f"id of {content!r} is not an integer"
+                f"corrupt {ADDED_TOKENS_FILE} in tokenizer folder {folder}: id of {content!r} is not an integer"
             )
         special = content in specials
         token = AddedToken(content, lstrip=False, rstrip=False, normalized=not special, special=special)
@@ -270,9 +263,7 @@ class CodeGenTokenizer:
         try:
             backend = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         except Exception as error:  # tokenizers raises plain Exception for every kind of bad file
-            raise TokenizerLoadError(
-                f"corrupt {TOKENIZER_FILE} in tokenizer folder {folder}: {error}"
-            ) from error
+            raise TokenizerLoadError(f"corrupt {TOKENIZER_FILE} in tokenizer folder {folder}: {error}") from error
         # Config-named special tokens the file knows but does not flag as special become special (as in
         # transformers); tokens it does not know are not invented, so the vocabulary size stays the file's.
         named = {**tokenizer_config, **special_tokens_map}
@@ -306,9 +297,7 @@ class CodeGenTokenizer:
         else:
             added_json = _read_json(folder, ADDED_TOKENS_FILE, required=False)
             specials = {_token_content(value) for value in special_entries} - {None}
-            added = _added_tokens_from_file(
-                _object_json(added_json, folder, ADDED_TOKENS_FILE), specials, folder
-            )
+            added = _added_tokens_from_file(_object_json(added_json, folder, ADDED_TOKENS_FILE), specials, folder)
             source = ADDED_TOKENS_FILE
         try:
             backend = Tokenizer(
@@ -329,9 +318,7 @@ class CodeGenTokenizer:
         add_prefix_space = bool(tokenizer_config.get("add_prefix_space", False))
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space, use_regex=True)
         backend.decoder = decoders.ByteLevel()
-        backend.post_processor = processors.ByteLevel(
-            add_prefix_space=True, use_regex=True, trim_offsets=False
-        )
+        backend.post_processor = processors.ByteLevel(add_prefix_space=True, use_regex=True, trim_offsets=False)
 
         # In id order, so that each token not in vocab.json gets the next id, as the file says it should.
         for token_id, token in sorted(added, key=lambda item: item[0]):
@@ -432,9 +419,7 @@ class CodeGenTokenizer:
             merges_text = "".join(f"{left} {right}\n" for left, right in merges)
             (folder / MERGES_FILE).write_text("#version: 0.2\n" + merges_text, encoding="utf-8")
             added = {
-                token.content: token_id
-                for token_id, token in sorted(self._added.items())
-                if token_id >= len(vocab)
+                token.content: token_id for token_id, token in sorted(self._added.items()) if token_id >= len(vocab)
             }
             _write_json(folder / ADDED_TOKENS_FILE, added)
             if self._special_tokens_map:

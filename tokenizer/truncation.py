@@ -164,7 +164,9 @@ def first_match(pattern: str, s: str, start: int, end: int) -> int | None:
     except TimeoutError:
         log.warning(
             "truncate_before_pattern %r ran over %.0f ms on a %d-character completion: ignored for it",
-            pattern, SEARCH_TIMEOUT_S * 1000, end - start,
+            pattern,
+            SEARCH_TIMEOUT_S * 1000,
+            end - start,
         )
         return None
     return None if match is None else match.start()

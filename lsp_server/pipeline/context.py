@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codegen_lsp.inference.stop_rule import StopRule, indent_width
-
-from ..languages import LANGUAGES, Language
-from .decide import Mode
-from .lexical import CODE, Lex, LexState, scan
+from codegen_lsp.inference.rules.stop_rule import StopRule, indent_width
+from codegen_lsp.lsp_server.languages import LANGUAGES, Language
+from codegen_lsp.lsp_server.pipeline.decide import Mode
+from codegen_lsp.lsp_server.pipeline.lexical import CODE, Lex, LexState, scan
 
 __all__ = ["CompletionContext", "block_indent", "build_context", "stop_rule_for", "window_start"]
 
@@ -163,7 +162,11 @@ def stop_rule_for(ctx: CompletionContext, patterns: Sequence[str], mode: Mode) -
     markers = language.markers
     if lex.kind in (Lex.LONG_STRING, Lex.BLOCK_COMMENT):
         return StopRule(
-            patterns, prefix, single_line=single_line, close_after=lex.quote, close_escapes=lex.escapes,
+            patterns,
+            prefix,
+            single_line=single_line,
+            close_after=lex.quote,
+            close_escapes=lex.escapes,
             markers=markers,
         )
     if lex.kind is Lex.COMMENT or single_line:

@@ -1,10 +1,10 @@
-"""The lexical questions the pipeline asks, in any of the six languages (the scanner is `inference.syntax`,
+"""The lexical questions the pipeline asks, in any of the six languages (the scanner is `inference.rules.syntax`,
 shared with the stop rule): what state is the cursor in (`scan`), and where does a text first close
 something opened before it (`first_unmatched_closer`)?"""
 
 from __future__ import annotations
 
-from codegen_lsp.inference.syntax import CLOSERS, CODE, OPENERS, Lex, LexState, Syntax, brackets, scan
+from codegen_lsp.inference.rules.syntax import CLOSERS, CODE, OPENERS, Lex, LexState, Syntax, brackets, scan
 
 __all__ = ["CODE", "Lex", "LexState", "first_unmatched_closer", "scan"]
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codegen_lsp.inference.protocol import CompletionRequest
-from codegen_lsp.inference.stop_rule import StopRule
+from codegen_lsp.inference.rules.stop_rule import StopRule
+from codegen_lsp.lsp_server.languages import (
+    LANGUAGES,
+    Language,
+    canonical_language_id,
+    enabled_language_ids,
+    language_for_id,
+)
+from codegen_lsp.lsp_server.pipeline.context import CompletionContext, build_context, stop_rule_for
+from codegen_lsp.lsp_server.pipeline.decide import Mode, decide
 from codegen_lsp.lsp_server.settings import Settings
-
-from ..languages import LANGUAGES, Language, canonical_language_id, enabled_language_ids, language_for_id
-from .context import CompletionContext, build_context, stop_rule_for
-from .decide import Mode, decide
 
 __all__ = [
     "CHARS_PER_TOKEN",

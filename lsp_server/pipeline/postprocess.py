@@ -13,11 +13,10 @@
 from __future__ import annotations
 
 from codegen_lsp.inference.protocol import Candidate, CompletionResult, StopReason
-from codegen_lsp.inference.stop_rule import StopRule
-
-from .context import CompletionContext
-from .decide import is_identifier_char
-from .lexical import first_unmatched_closer
+from codegen_lsp.inference.rules.stop_rule import StopRule
+from codegen_lsp.lsp_server.pipeline.context import CompletionContext
+from codegen_lsp.lsp_server.pipeline.decide import is_identifier_char
+from codegen_lsp.lsp_server.pipeline.lexical import first_unmatched_closer
 
 __all__ = [
     "complete_lines",

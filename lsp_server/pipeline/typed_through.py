@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .context import CompletionContext
+from codegen_lsp.lsp_server.pipeline.context import CompletionContext
 
 __all__ = ["TypedThroughCache"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from codegen_lsp.inference.layout import to_checkpoint
-from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.checkpoint.layout import to_checkpoint
+from codegen_lsp.inference.model.codegen import CodeGen
 
 
 def save_checkpoint(model: CodeGen, folder: str | Path, dtype: torch.dtype | None = None) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from codegen_lsp.inference.config import MP_NUM, CodeGenConfig
+from codegen_lsp.inference.checkpoint.config import MP_NUM, CodeGenConfig
 from codegen_lsp.inference.errors import ModelLoadError
 
 # Buffers that older checkpoints carry and transformers ignores.
@@ -37,12 +37,18 @@ def expected_shapes(config: CodeGenConfig) -> dict[str, tuple[int, ...]]:
         shapes["lm_head.weight"] = (V, E)
     for i in range(config.n_layer):
         p = f"transformer.h.{i}."
-        shapes.update({
-            p + "ln_1.weight": (E,), p + "ln_1.bias": (E,),
-            p + "attn.qkv_proj.weight": (3 * E, E), p + "attn.out_proj.weight": (E, E),
-            p + "mlp.fc_in.weight": (I, E), p + "mlp.fc_in.bias": (I,),
-            p + "mlp.fc_out.weight": (E, I), p + "mlp.fc_out.bias": (E,),
-        })
+        shapes.update(
+            {
+                p + "ln_1.weight": (E,),
+                p + "ln_1.bias": (E,),
+                p + "attn.qkv_proj.weight": (3 * E, E),
+                p + "attn.out_proj.weight": (E, E),
+                p + "mlp.fc_in.weight": (I, E),
+                p + "mlp.fc_in.bias": (I,),
+                p + "mlp.fc_out.weight": (E, I),
+                p + "mlp.fc_out.bias": (E,),
+            }
+        )
     return shapes
 
 
@@ -84,8 +90,12 @@ def qkv_row_order(config: CodeGenConfig) -> Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
-def to_ours(get: Callable[[str], Tensor], config: CodeGenConfig, dtype: torch.dtype,
-            on_layer: Callable[[int], None] | None = None) -> dict[str, Tensor]:
+def to_ours(
+    get: Callable[[str], Tensor],
+    config: CodeGenConfig,
+    dtype: torch.dtype,
+    on_layer: Callable[[int], None] | None = None,
+) -> dict[str, Tensor]:
     """Our state dict from a checkpoint; `get(key)` returns one checkpoint tensor (read lazily, one at a time,
     so that at most one layer's temporaries exist beside the model). on_layer(i) follows each layer."""
     shapes = expected_shapes(config)

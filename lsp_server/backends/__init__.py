@@ -1,14 +1,15 @@
-"""What the completion pipeline needs from whatever generates: the local worker (`inference.client.EngineClient`)
-or a remote server. One small interface, as llm-ls and lsp-ai put each API behind the same one, so the pipeline
-does not know which backend answers."""
+"""What the completion pipeline needs from whatever generates: the local worker
+(`lsp_server.backends.local.EngineClient`) or a remote server (`lsp_server.backends.openai.OpenAIBackend`). One
+small interface, as llm-ls and lsp-ai put each API behind the same one, so the pipeline does not know which
+backend answers."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from codegen_lsp.inference.client import EngineError as BackendError
-from codegen_lsp.inference.client import RequestCancelledError as BackendRequestCancelled
 from codegen_lsp.inference.protocol import CompletionRequest, CompletionResult
+from codegen_lsp.lsp_server.backends.local import EngineError as BackendError
+from codegen_lsp.lsp_server.backends.local import RequestCancelledError as BackendRequestCancelled
 
 __all__ = ["Backend", "BackendError", "BackendRequestCancelled"]
 

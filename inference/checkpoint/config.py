@@ -78,8 +78,7 @@ class CodeGenConfig:
             )
         if not (0 < self.rotary_dim <= self.head_dim) or self.rotary_dim % 2:
             raise ConfigError(
-                f"rotary_dim must be even and between 2 and the head size {self.head_dim}, "
-                f"got {self.rotary_dim}"
+                f"rotary_dim must be even and between 2 and the head size {self.head_dim}, got {self.rotary_dim}"
             )
         if self.n_inner is not None and (not isinstance(self.n_inner, int) or self.n_inner <= 0):
             raise ConfigError(f"n_inner must be null or a positive integer, got {self.n_inner!r}")

@@ -28,9 +28,9 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from codegen_lsp.inference.device import cpu_has_vnni
-from codegen_lsp.inference.kernels import release_freed_memory
-from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.model.codegen import CodeGen
+from codegen_lsp.inference.model.device import cpu_has_vnni
+from codegen_lsp.inference.model.kernels import release_freed_memory
 
 INT8_MAX = 127
 # lm_head too: 17% of a bf16 decode step's bytes. On the CodeGen-350M shape (random weights, 256 positions) the
@@ -65,7 +65,8 @@ def int8_linear(x: Tensor, weight: Tensor, scale: Tensor, bias: Tensor | None) -
 def row_abs_max(rows: Tensor) -> Tensor:
     """Each row's largest magnitude (R, K) -> (R, 1) fp32, never 0: the per-token scale of both kernels."""
     return torch.linalg.vector_norm(rows, float("inf"), dim=-1, keepdim=True, dtype=torch.float32).clamp_(
-        min=torch.finfo(torch.float32).tiny)
+        min=torch.finfo(torch.float32).tiny
+    )
 
 
 def int8_product(x: Tensor, weight_t: Tensor, channel_step: Tensor, bias: Tensor | None) -> Tensor:
@@ -84,8 +85,11 @@ def int8_product(x: Tensor, weight_t: Tensor, channel_step: Tensor, bias: Tensor
 def fbgemm_available() -> bool:
     """fbgemm's dynamic int8 linear exists in this torch and is exact on this CPU (VNNI: without it, its 8-bit
     activations would have to lose a bit to avoid saturating 16-bit pair sums)."""
-    return (torch.backends.quantized.engine in ("x86", "fbgemm") and hasattr(torch.ops.quantized, "linear_dynamic")
-            and cpu_has_vnni())
+    return (
+        torch.backends.quantized.engine in ("x86", "fbgemm")
+        and hasattr(torch.ops.quantized, "linear_dynamic")
+        and cpu_has_vnni()
+    )
 
 
 def pack_for_fbgemm(weight: Tensor, scale: Tensor) -> object:

@@ -163,9 +163,9 @@ def _is_digit_separator(text: str, pos: int) -> bool:
     return word_start < pos and text[word_start].isdigit()
 
 
-def brackets(text: str, syntax: Syntax, state: LexState = CODE, *, closers_only: bool = False) -> Iterator[
-    tuple[int, str]
-]:
+def brackets(
+    text: str, syntax: Syntax, state: LexState = CODE, *, closers_only: bool = False
+) -> Iterator[tuple[int, str]]:
     """Walk `text` from `state`: yield (index, token) for each bracket in code, and for the closer of a
     string or block comment that was open before `text` (its quote, or '*/'). The final state is
     `scan(text, syntax, state)`.
@@ -208,7 +208,11 @@ class _Walker:
     def run(self) -> Iterator[tuple[int, str]]:
         text, syntax, end = self.text, self.syntax, len(self.text)
         kind, quote, opened, form, templates = (
-            self.state.kind, self.state.quote, self.state.opened_at, self.state.form, self.state.templates
+            self.state.kind,
+            self.state.quote,
+            self.state.opened_at,
+            self.state.form,
+            self.state.templates,
         )
         plain_code = _code_events(syntax, self.with_brackets, False).search
         template_code = _code_events(syntax, self.with_brackets, True).search

@@ -3,7 +3,7 @@
 `Linear` is the model's projection: an nn.Linear whose forward picks the fastest CPU path for its weight's form
 (a oneDNN-packed bf16 or fp32 weight, one decode row of a plain weight); elsewhere (CUDA, training) it is
 F.linear.
-inference/quantize.py swaps these modules for int8 ones after loading. `attention` is the model's attention: a
+inference/model/quantize.py swaps these modules for int8 ones after loading. `attention` is the model's attention: a
 few new queries over a bf16 KV cache as two batched products on the CPU, SDPA everywhere else.
 """
 
@@ -56,8 +56,14 @@ MIN_POSITIONS_PER_QUERY = 128
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, dropout: float) -> Tensor:
     """softmax(q k^T / sqrt(D) + mask) v. q: (B, H, T, D); k, v: (B, H, S, D); mask: (T, S) bool, True = seen."""
     T, S = q.shape[2], k.shape[2]
-    if (q.device.type == "cpu" and q.dtype == torch.bfloat16 and T <= FEW_QUERIES and S >= MIN_POSITIONS_PER_QUERY * T
-            and not is_causal and dropout == 0.0):
+    if (
+        q.device.type == "cpu"
+        and q.dtype == torch.bfloat16
+        and T <= FEW_QUERIES
+        and S >= MIN_POSITIONS_PER_QUERY * T
+        and not is_causal
+        and dropout == 0.0
+    ):
         return few_query_attention(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codegen_lsp.inference.client import EngineError, RequestCancelledError, well_formed
 from codegen_lsp.inference.protocol import (
     ALTERNATIVE_TEMPERATURE,
     Candidate,
@@ -36,7 +35,8 @@ from codegen_lsp.inference.protocol import (
     StopReason,
     Timings,
 )
-from codegen_lsp.inference.window import fit_window
+from codegen_lsp.inference.rules.window import fit_window
+from codegen_lsp.lsp_server.backends.local import EngineError, RequestCancelledError, well_formed
 
 __all__ = ["OpenAIBackend", "RemoteSpec", "load_model_files"]
 
@@ -69,9 +69,9 @@ class ModelFiles:
 def load_model_files(model: str, revision: str | None) -> ModelFiles:
     """config.json and the tokenizer of `model` (Hub id, folder or `bundled`); from the Hub only those files.
     Blocking: run it in a thread."""
-    from codegen_lsp.inference.config import CodeGenConfig
+    from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+    from codegen_lsp.inference.checkpoint.hub import resolve_model_folder
     from codegen_lsp.inference.errors import ModelLoadError
-    from codegen_lsp.inference.hub import resolve_model_folder
     from codegen_lsp.tokenizer import CodeGenTokenizer
 
     try:
@@ -144,8 +144,10 @@ class OpenAIBackend:
         wanted = self.spec.model
         if wanted is None:
             if len(names) != 1:
-                self._fail(f"the server at {self.spec.url} serves {len(names)} models ({', '.join(map(str, names))}): "
-                           "name one with backendModel")
+                self._fail(
+                    f"the server at {self.spec.url} serves {len(names)} models ({', '.join(map(str, names))}): "
+                    "name one with backendModel"
+                )
                 raise EngineError(ErrorKind.BAD_CONFIG, "no model chosen")
             wanted = names[0]
         elif wanted not in names:
@@ -164,9 +166,10 @@ class OpenAIBackend:
         ours = self.files.tokenizer.encode(TOKENIZER_PROBE)
         root = self.spec.url.rstrip("/").removesuffix("/v1")
         try:
-            response = await self._client.post(f"{root}/tokenize", json={"model": self.served_model,
-                                                                         "prompt": TOKENIZER_PROBE,
-                                                                         "add_special_tokens": False})
+            response = await self._client.post(
+                f"{root}/tokenize",
+                json={"model": self.served_model, "prompt": TOKENIZER_PROBE, "add_special_tokens": False},
+            )
         except Exception as error:  # noqa: BLE001 - no such endpoint on this server
             log.info("remote backend: no /tokenize (%s); tokenizer not checked", type(error).__name__)
             return
@@ -175,8 +178,10 @@ class OpenAIBackend:
             return
         theirs = response.json().get("tokens")
         if theirs != ours:
-            self._fail(f"the server's model {self.served_model!r} does not tokenize like the model setting's "
-                       f"tokenizer ({self.files.folder}): export the same checkpoint with `codegen-lsp export`")
+            self._fail(
+                f"the server's model {self.served_model!r} does not tokenize like the model setting's "
+                f"tokenizer ({self.files.folder}): export the same checkpoint with `codegen-lsp export`"
+            )
 
     # -- requests ------------------------------------------------------------------------------------------
 
@@ -187,8 +192,10 @@ class OpenAIBackend:
             raise EngineError(ErrorKind.INTERNAL, "the remote backend is stopped")
         now = time.monotonic()
         if now < self._down_until:
-            raise EngineError(ErrorKind.WORKER_DIED, f"the completion server is unreachable; retrying in "
-                                                     f"{self._down_until - now:.0f} s")
+            raise EngineError(
+                ErrorKind.WORKER_DIED,
+                f"the completion server is unreachable; retrying in {self._down_until - now:.0f} s",
+            )
         task = asyncio.current_task()
         assert task is not None
         self._running[request.request_id] = task
@@ -251,12 +258,15 @@ class OpenAIBackend:
         unique: dict[str, Candidate] = {}
         for candidate in candidates:
             unique.setdefault(candidate.text, candidate)
-        timings = Timings(tokens_computed=len(prompt_ids), tokenize_ms=(t1 - t0) * 1000,
-                          decode_ms=(t2 - t1) * 1000, total_ms=(t2 - t0) * 1000)
+        timings = Timings(
+            tokens_computed=len(prompt_ids),
+            tokenize_ms=(t1 - t0) * 1000,
+            decode_ms=(t2 - t1) * 1000,
+            total_ms=(t2 - t0) * 1000,
+        )
         return CompletionResult(request.request_id, tuple(unique.values()), len(prompt_ids), window_start, timings)
 
-    async def _stream(self, prompt_ids: list[int], prompt_text: str, body: dict[str, Any],
-                      options) -> list[Candidate]:
+    async def _stream(self, prompt_ids: list[int], prompt_text: str, body: dict[str, Any], options) -> list[Candidate]:
         import httpx
 
         n = body["n"]
@@ -298,12 +308,16 @@ class OpenAIBackend:
                     if all(reason is not None for reason in reasons):
                         break  # leaving the block closes the stream: the server aborts what is left
         except httpx.HTTPError as error:
-            raise EngineError(ErrorKind.WORKER_DIED, f"the completion server at {self.spec.url} failed: "
-                                                     f"{type(error).__name__}: {error}") from None
+            raise EngineError(
+                ErrorKind.WORKER_DIED,
+                f"the completion server at {self.spec.url} failed: {type(error).__name__}: {error}",
+            ) from None
         except (ValueError, KeyError, TypeError) as error:
             raise EngineError(ErrorKind.INTERNAL, f"the completion server sent something unreadable: {error}") from None
-        return [Candidate(tuple(ids), text, reason or StopReason.MAX_TOKENS)
-                for ids, text, reason in zip(token_ids, texts, reasons, strict=True)]
+        return [
+            Candidate(tuple(ids), text, reason or StopReason.MAX_TOKENS)
+            for ids, text, reason in zip(token_ids, texts, reasons, strict=True)
+        ]
 
     async def _get_json(self, path: str) -> dict:
         import httpx
@@ -311,14 +325,17 @@ class OpenAIBackend:
         try:
             response = await asyncio.wait_for(self._client.get(path), self.spec.timeout_ms / 1000)
         except (httpx.HTTPError, asyncio.TimeoutError) as error:
-            raise EngineError(ErrorKind.WORKER_DIED, f"the completion server at {self.spec.url} is unreachable "
-                                                     f"({type(error).__name__})") from None
+            raise EngineError(
+                ErrorKind.WORKER_DIED,
+                f"the completion server at {self.spec.url} is unreachable ({type(error).__name__})",
+            ) from None
         if response.status_code == 401 or response.status_code == 403:
             self._fail(f"the completion server at {self.spec.url} refused the API key ({response.status_code})")
             raise EngineError(ErrorKind.BAD_CONFIG, "refused")
         if response.status_code != 200:
-            raise EngineError(ErrorKind.WORKER_DIED, f"the completion server answered {response.status_code} "
-                                                     f"to /{path}")
+            raise EngineError(
+                ErrorKind.WORKER_DIED, f"the completion server answered {response.status_code} to /{path}"
+            )
         try:
             return response.json()
         except ValueError:

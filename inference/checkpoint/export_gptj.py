@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from codegen_lsp.inference.config import MP_NUM, CodeGenConfig
-from codegen_lsp.inference.device import DTYPES
+from codegen_lsp.inference.checkpoint.config import MP_NUM, CodeGenConfig
+from codegen_lsp.inference.checkpoint.hub import CONFIG_AND_TOKENIZER, Progress, resolve_model_folder
+from codegen_lsp.inference.checkpoint.layout import check_keys, expected_shapes
+from codegen_lsp.inference.checkpoint.loading import load_tokenizer
+from codegen_lsp.inference.checkpoint.weights import SAFETENSORS, SAFETENSORS_DTYPES, open_weights
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.hub import CONFIG_AND_TOKENIZER, Progress, resolve_model_folder
-from codegen_lsp.inference.layout import check_keys, expected_shapes
-from codegen_lsp.inference.loading import load_tokenizer
-from codegen_lsp.inference.weights import SAFETENSORS, SAFETENSORS_DTYPES, open_weights
+from codegen_lsp.inference.model.device import DTYPES
 
 CONFIG_FILE = "config.json"
 TOKENIZER_FILES = [name for name in CONFIG_AND_TOKENIZER if name != CONFIG_FILE]
@@ -108,17 +108,28 @@ def gptj_shapes(config: CodeGenConfig) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {"transformer.wte.weight": (V, E)}
     for i in range(config.n_layer):
         p = f"transformer.h.{i}."
-        shapes.update({
-            p + "ln_1.weight": (E,), p + "ln_1.bias": (E,),
-            p + "attn.q_proj.weight": (E, E), p + "attn.k_proj.weight": (E, E), p + "attn.v_proj.weight": (E, E),
-            p + "attn.out_proj.weight": (E, E),
-            p + "mlp.fc_in.weight": (I, E), p + "mlp.fc_in.bias": (I,),
-            p + "mlp.fc_out.weight": (E, I), p + "mlp.fc_out.bias": (E,),
-        })
-    shapes.update({
-        "transformer.ln_f.weight": (E,), "transformer.ln_f.bias": (E,),
-        "lm_head.weight": (V, E), "lm_head.bias": (V,),
-    })
+        shapes.update(
+            {
+                p + "ln_1.weight": (E,),
+                p + "ln_1.bias": (E,),
+                p + "attn.q_proj.weight": (E, E),
+                p + "attn.k_proj.weight": (E, E),
+                p + "attn.v_proj.weight": (E, E),
+                p + "attn.out_proj.weight": (E, E),
+                p + "mlp.fc_in.weight": (I, E),
+                p + "mlp.fc_in.bias": (I,),
+                p + "mlp.fc_out.weight": (E, I),
+                p + "mlp.fc_out.bias": (E,),
+            }
+        )
+    shapes.update(
+        {
+            "transformer.ln_f.weight": (E,),
+            "transformer.ln_f.bias": (E,),
+            "lm_head.weight": (V, E),
+            "lm_head.bias": (V,),
+        }
+    )
     return shapes
 
 
@@ -134,8 +145,9 @@ def split_qkv(qkv: Tensor, config: CodeGenConfig) -> tuple[Tensor, Tensor, Tenso
     return q, k, v
 
 
-def gptj_tensors(get: Callable[[str], Tensor], config: CodeGenConfig,
-                 on_layer: Callable[[int], None] | None = None) -> Iterator[tuple[str, Tensor]]:
+def gptj_tensors(
+    get: Callable[[str], Tensor], config: CodeGenConfig, on_layer: Callable[[int], None] | None = None
+) -> Iterator[tuple[str, Tensor]]:
     """The GPT-J checkpoint's tensors, in gptj_shapes' order, each made from the CodeGen tensors `get(key)`
     returns (read one at a time: at most one qkv_proj is in memory)."""
     shapes = expected_shapes(config)
@@ -158,8 +170,13 @@ def gptj_tensors(get: Callable[[str], Tensor], config: CodeGenConfig,
         yield p + "attn.k_proj.weight", k
         yield p + "attn.v_proj.weight", v
         del q, k, v
-        for name in ("attn.out_proj.weight", "mlp.fc_in.weight", "mlp.fc_in.bias", "mlp.fc_out.weight",
-                     "mlp.fc_out.bias"):
+        for name in (
+            "attn.out_proj.weight",
+            "mlp.fc_in.weight",
+            "mlp.fc_in.bias",
+            "mlp.fc_out.weight",
+            "mlp.fc_out.bias",
+        ):
             yield p + name, checked(p + name)
         if on_layer is not None:
             on_layer(i)
@@ -173,8 +190,9 @@ def gptj_tensors(get: Callable[[str], Tensor], config: CodeGenConfig,
 SAFETENSORS_CODES = {dtype: code for code, dtype in SAFETENSORS_DTYPES.items()}
 
 
-def write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], dtype: torch.dtype,
-                      tensors: Iterable[tuple[str, Tensor]]) -> int:
+def write_safetensors(
+    path: Path, shapes: dict[str, tuple[int, ...]], dtype: torch.dtype, tensors: Iterable[tuple[str, Tensor]]
+) -> int:
     """Write a safetensors file tensor by tensor: the header comes from `shapes`, then each tensor of `tensors`
     (which must follow `shapes`' order) is cast to `dtype` and appended. Returns the file's size in bytes."""
     header: dict[str, dict] = {"__metadata__": {"format": "pt"}}
@@ -192,8 +210,9 @@ def write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], dtype: tor
         for key, tensor in tensors:
             want_key, want_shape = next(expected, (None, None))
             if key != want_key or tuple(tensor.shape) != want_shape:
-                raise AssertionError(f"tensor {key} {tuple(tensor.shape)} written where {want_key} {want_shape} "
-                                     "belongs")
+                raise AssertionError(
+                    f"tensor {key} {tuple(tensor.shape)} written where {want_key} {want_shape} belongs"
+                )
             f.write(tensor.to(dtype).contiguous().reshape(-1).view(torch.uint8).numpy())
         if next(expected, None) is not None:
             raise AssertionError(f"{path}: fewer tensors written than its header lists")
@@ -202,8 +221,9 @@ def write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], dtype: tor
 
 def refuse_a_used_outdir(outdir: Path) -> None:
     if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
-        raise ExportError(f"{outdir} already exists and is not an empty folder; choose a new OUTDIR "
-                          "(nothing is overwritten)")
+        raise ExportError(
+            f"{outdir} already exists and is not an empty folder; choose a new OUTDIR (nothing is overwritten)"
+        )
 
 
 def prepare_outdir(outdir: Path, needed_bytes: int) -> Path:
@@ -214,15 +234,18 @@ def prepare_outdir(outdir: Path, needed_bytes: int) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(parent).free
     if free < needed_bytes:
-        raise ExportError(f"not enough disk space in {parent}: the weights need {needed_bytes / 1e9:.2f} GB, "
-                          f"{free / 1e9:.2f} GB are free")
+        raise ExportError(
+            f"not enough disk space in {parent}: the weights need {needed_bytes / 1e9:.2f} GB, "
+            f"{free / 1e9:.2f} GB are free"
+        )
     staging = parent / f".{outdir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
     staging.mkdir()  # with the umask's permissions (mkdtemp's 0700 would hide the export from a team)
     return staging
 
 
-def export_gptj(model: str, outdir: str | Path, revision: str | None = None, dtype: str = "auto",
-                report: Progress | None = None) -> Path:
+def export_gptj(
+    model: str, outdir: str | Path, revision: str | None = None, dtype: str = "auto", report: Progress | None = None
+) -> Path:
     """Export `model` (a Hub id, a local folder or `bundled`) as a GPT-J checkpoint in `outdir`: config.json,
     model.safetensors and the model's tokenizer files. `dtype`: "auto" keeps the dtype the checkpoint stores its
     weights in; float32, float16 or bfloat16 cast every tensor. Raises ExportError or ModelLoadError."""
@@ -239,8 +262,9 @@ def export_gptj(model: str, outdir: str | Path, revision: str | None = None, dty
     # "auto": the norms' dtype: the weights' dtype, or in a mixed checkpoint usually the wider one (lossless).
     target_dtype = source.get("transformer.ln_f.weight").dtype if dtype == "auto" else DTYPES[dtype]
     if target_dtype not in DTYPES.values():
-        raise ExportError(f"{source.description} stores {target_dtype} weights; pass --dtype float32, float16 "
-                          "or bfloat16")
+        raise ExportError(
+            f"{source.description} stores {target_dtype} weights; pass --dtype float32, float16 or bfloat16"
+        )
     shapes = gptj_shapes(config)
     needed = sum(math.prod(shape) for shape in shapes.values()) * target_dtype.itemsize
 

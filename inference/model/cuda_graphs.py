@@ -11,8 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from codegen_lsp.inference.kv_cache import KVCache
-from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.model.codegen import CodeGen
+from codegen_lsp.inference.model.kv_cache import KVCache
 
 
 @torch.inference_mode()

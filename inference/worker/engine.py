@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from codegen_lsp.inference.device import available_memory_bytes
-from codegen_lsp.inference.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
-from codegen_lsp.inference.kv_cache import KVCache
-from codegen_lsp.inference.loading import LoadedModel
+from codegen_lsp.inference.checkpoint.loading import LoadedModel
+from codegen_lsp.inference.model.device import available_memory_bytes
+from codegen_lsp.inference.model.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
+from codegen_lsp.inference.model.kv_cache import KVCache
 from codegen_lsp.inference.protocol import (
     ALTERNATIVE_TEMPERATURE,
     Candidate,
@@ -28,7 +28,7 @@ from codegen_lsp.inference.protocol import (
     StopReason,
     Timings,
 )
-from codegen_lsp.inference.window import WINDOW_CHUNK_TOKENS, fit_window
+from codegen_lsp.inference.rules.window import WINDOW_CHUNK_TOKENS, fit_window
 
 log = logging.getLogger("codegen_lsp.engine")
 
@@ -80,9 +80,15 @@ class SlotPool:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, cache_slots: int = 4, cache_reuse: bool = True,
-                 decode_step_factory: Callable[[KVCache], Callable] | None = None, static_cache: bool = False,
-                 prompt_lookup: bool = True) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        cache_slots: int = 4,
+        cache_reuse: bool = True,
+        decode_step_factory: Callable[[KVCache], Callable] | None = None,
+        static_cache: bool = False,
+        prompt_lookup: bool = True,
+    ) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -95,8 +101,9 @@ class Engine:
         self._decode_step_factory = decode_step_factory
         self._static_cache = static_cache
         self._steps: dict[int, Callable] = {}  # id(cache) -> its captured decode step
-        self.slots = SlotPool(self._new_cache, slots_that_fit(cache_slots, self.slot_bytes,
-                                                              available_memory_bytes(loaded.device)))
+        self.slots = SlotPool(
+            self._new_cache, slots_that_fit(cache_slots, self.slot_bytes, available_memory_bytes(loaded.device))
+        )
 
     @property
     def slot_bytes(self) -> int:
@@ -115,8 +122,9 @@ class Engine:
         return max(1, min(options.context_tokens, self.config.n_positions - options.max_new_tokens))
 
     def _new_cache(self) -> KVCache:
-        cache = KVCache(self.config, self.config.n_positions, self.loaded.dtype, self.loaded.device,
-                        static=self._static_cache)
+        cache = KVCache(
+            self.config, self.config.n_positions, self.loaded.dtype, self.loaded.device, static=self._static_cache
+        )
         if self._decode_step_factory is not None:  # captured while the cache is still empty
             self._steps[id(cache)] = self._decode_step_factory(cache)
         return cache
@@ -129,8 +137,9 @@ class Engine:
             # is the prefix of every prompt whose window starts at the top of the file.
             prompt_ids, window_start = self.tokenizer.encode(request.prompt)[: self.budget(options)], 0
         else:
-            prompt_ids, window_start = fit_window(request.prompt, self.tokenizer.encode_with_offsets,
-                                                  self.budget(options), self.window_chunk)
+            prompt_ids, window_start = fit_window(
+                request.prompt, self.tokenizer.encode_with_offsets, self.budget(options), self.window_chunk
+            )
         if not prompt_ids:  # an empty document: start from <|endoftext|>, as CodeGen was trained
             prompt_ids = [self.config.bos_token_id if self.config.bos_token_id is not None else 0]
         t1 = time.perf_counter()
@@ -149,9 +158,14 @@ class Engine:
         t2 = time.perf_counter()
         passes = -(-(len(prompt_ids) - reused) // self.prefill_chunk)
         if options.max_new_tokens == 0:  # a prefill ahead of the first keystroke: the cache is all it wanted
-            timings = Timings(tokens_reused=reused, tokens_computed=len(prompt_ids) - reused,
-                              prefill_ms=(t2 - t1) * 1000, forward_passes=passes, tokenize_ms=(t1 - t0) * 1000,
-                              total_ms=(t2 - t0) * 1000)
+            timings = Timings(
+                tokens_reused=reused,
+                tokens_computed=len(prompt_ids) - reused,
+                prefill_ms=(t2 - t1) * 1000,
+                forward_passes=passes,
+                tokenize_ms=(t1 - t0) * 1000,
+                total_ms=(t2 - t0) * 1000,
+            )
             return CompletionResult(request.request_id, (), len(prompt_ids), window_start, timings)
 
         candidates: list[Candidate | None] = [None] * max(1, options.num_candidates)
@@ -174,22 +188,36 @@ class Engine:
             tokenize_ms=(t1 - t0) * 1000,
             total_ms=(t3 - t0) * 1000,
         )
-        return CompletionResult(request.request_id, unique(c for c in candidates if c is not None), len(prompt_ids),
-                                window_start, timings)
+        return CompletionResult(
+            request.request_id, unique(c for c in candidates if c is not None), len(prompt_ids), window_start, timings
+        )
 
-    def _cancelled_during_prefill(self, request: CompletionRequest, prompt_ids: list[int], window_start: int,
-                                  reused: int, t0: float, t1: float) -> CompletionResult:
+    def _cancelled_during_prefill(
+        self, request: CompletionRequest, prompt_ids: list[int], window_start: int, reused: int, t0: float, t1: float
+    ) -> CompletionResult:
         """Stopped between two prefill chunks: the chunks computed stay in the document's slot."""
         t2 = time.perf_counter()
         computed = len(self.slots.get(request.document).tokens) - reused
-        timings = Timings(tokens_reused=reused, tokens_computed=computed, prefill_ms=(t2 - t1) * 1000,
-                          forward_passes=-(-computed // self.prefill_chunk), tokenize_ms=(t1 - t0) * 1000,
-                          total_ms=(t2 - t0) * 1000)
+        timings = Timings(
+            tokens_reused=reused,
+            tokens_computed=computed,
+            prefill_ms=(t2 - t1) * 1000,
+            forward_passes=-(-computed // self.prefill_chunk),
+            tokenize_ms=(t1 - t0) * 1000,
+            total_ms=(t2 - t0) * 1000,
+        )
         cancelled = Candidate((), "", StopReason.CANCELLED)
         return CompletionResult(request.request_id, (cancelled,), len(prompt_ids), window_start, timings)
 
-    def _generate(self, slot: Slot, first_logits: torch.Tensor, start: int, options: GenerationOptions,
-                  index: int, cancelled: Callable[[], bool] | None) -> Generation:
+    def _generate(
+        self,
+        slot: Slot,
+        first_logits: torch.Tensor,
+        start: int,
+        options: GenerationOptions,
+        index: int,
+        cancelled: Callable[[], bool] | None,
+    ) -> Generation:
         temperature = options.temperature
         if index > 0 and temperature <= 0:
             temperature = ALTERNATIVE_TEMPERATURE
@@ -207,8 +235,19 @@ class Engine:
 
         max_new = min(options.max_new_tokens, self.config.n_positions - start)
         drafter = NgramDrafter(slot.tokens, previous=slot.suggested) if self.prompt_lookup else None
-        generation = decode_loop(self.model, slot.cache, first_logits, start, max_new, sampler, self.eos_ids,
-                                 on_token, cancelled, self._steps.get(id(slot.cache)), drafter)
+        generation = decode_loop(
+            self.model,
+            slot.cache,
+            first_logits,
+            start,
+            max_new,
+            sampler,
+            self.eos_ids,
+            on_token,
+            cancelled,
+            self._steps.get(id(slot.cache)),
+            drafter,
+        )
         slot.tokens.extend(generation.token_ids[: generation.fed])
         if index == 0:
             slot.suggested = list(generation.token_ids)
@@ -221,8 +260,13 @@ def slots_that_fit(wanted: int, slot_bytes: int, free_bytes: int | None) -> int:
         return max(1, wanted)
     fit = int(free_bytes * CACHE_MEMORY_FRACTION) // slot_bytes
     if fit < wanted:
-        log.warning("KV cache: %d slot(s) of %.0f MB fit in half the free memory (%.0f MB); %d were asked for",
-                    max(1, fit), slot_bytes / 1e6, free_bytes / 1e6, wanted)
+        log.warning(
+            "KV cache: %d slot(s) of %.0f MB fit in half the free memory (%.0f MB); %d were asked for",
+            max(1, fit),
+            slot_bytes / 1e6,
+            free_bytes / 1e6,
+            wanted,
+        )
     return max(1, min(wanted, fit))
 
 

@@ -36,7 +36,7 @@ def cpu_has_vnni() -> bool:
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto": CUDA when a GPU is present, else the CPU."""
+    """ "auto": CUDA when a GPU is present, else the CPU."""
     if device not in DEVICES and not device.startswith("cuda:"):
         raise ModelLoadError(f"device must be one of {', '.join(DEVICES)}, got {device!r}", ErrorKind.BAD_CONFIG)
     if device == "auto":
@@ -55,16 +55,21 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     on the CPU bfloat16 where the CPU has native bf16, else float32. "int8" (weights): the CPU's auto type."""
     if dtype in QUANTIZED:
         if device.type != "cpu":
-            raise ModelLoadError(f"dtype {dtype!r} runs on the CPU only (its int8 kernels are CPU kernels); "
-                                 "on CUDA use float16 or bfloat16, or set device to 'cpu'", ErrorKind.BAD_CONFIG)
+            raise ModelLoadError(
+                f"dtype {dtype!r} runs on the CPU only (its int8 kernels are CPU kernels); "
+                "on CUDA use float16 or bfloat16, or set device to 'cpu'",
+                ErrorKind.BAD_CONFIG,
+            )
         return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     if dtype == "auto":
         if device.type == "cuda":
             return torch.float16
         return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     if dtype not in DTYPES:
-        raise ModelLoadError(f"dtype must be auto, one of {', '.join(DTYPES)} or {', '.join(QUANTIZED)}, "
-                             f"got {dtype!r}", ErrorKind.BAD_CONFIG)
+        raise ModelLoadError(
+            f"dtype must be auto, one of {', '.join(DTYPES)} or {', '.join(QUANTIZED)}, got {dtype!r}",
+            ErrorKind.BAD_CONFIG,
+        )
     return DTYPES[dtype]
 
 

@@ -180,19 +180,25 @@ def load_engine(spec: ModelSpec, sender: Sender):
     """Load the model (reporting progress); None after telling the server why it failed."""
     import torch
 
-    from codegen_lsp.inference.engine import Engine
+    from codegen_lsp.inference.checkpoint.loading import load
     from codegen_lsp.inference.errors import ModelLoadError
-    from codegen_lsp.inference.loading import load
+    from codegen_lsp.inference.worker.engine import Engine
 
     try:
         loaded = load(spec, report=lambda message, fraction: sender.send(LoadProgress(message, fraction)))
         factory, static = None, False
         if loaded.device.type == "cuda" and spec.cuda_graphs:
-            from codegen_lsp.inference.cuda_graphs import cuda_graph_decode_step
+            from codegen_lsp.inference.model.cuda_graphs import cuda_graph_decode_step
 
             factory, static = (lambda cache: cuda_graph_decode_step(loaded.model, cache)), True
-        engine = Engine(loaded, spec.cache_slots, spec.cache_reuse, decode_step_factory=factory, static_cache=static,
-                        prompt_lookup=spec.prompt_lookup)
+        engine = Engine(
+            loaded,
+            spec.cache_slots,
+            spec.cache_reuse,
+            decode_step_factory=factory,
+            static_cache=static,
+            prompt_lookup=spec.prompt_lookup,
+        )
         sender.send(LoadProgress("warming up", 1.0))
         engine.warm_up()
     except ModelLoadError as exc:
@@ -205,8 +211,18 @@ def load_engine(spec: ModelSpec, sender: Sender):
         traceback.print_exc(file=sys.stderr)
         sender.send(LoadFailed(ErrorKind.INTERNAL, f"loading {spec.model} failed: {type(exc).__name__}: {exc}"))
         return None
-    sender.send(ModelReady(spec.model, str(loaded.folder), str(loaded.device), loaded.dtype_name,
-                           loaded.config.n_positions, loaded.config.vocab_size, loaded.load_ms, loaded.warning))
+    sender.send(
+        ModelReady(
+            spec.model,
+            str(loaded.folder),
+            str(loaded.device),
+            loaded.dtype_name,
+            loaded.config.n_positions,
+            loaded.config.vocab_size,
+            loaded.load_ms,
+            loaded.warning,
+        )
+    )
     return engine
 
 
@@ -242,8 +258,9 @@ def serve_requests(engine, queue: RequestQueue, sender: Sender) -> None:
 
 def worker_main(conn: Connection, spec: ModelSpec, log_level: str = "INFO") -> None:
     """The worker process's entry point (multiprocessing spawn)."""
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(),
-                        format="codegen-lsp worker %(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=log_level.upper(), format="codegen-lsp worker %(levelname)s %(message)s"
+    )
     sender = Sender(conn)
     queue = RequestQueue(sender)
     threading.Thread(target=receive, args=(conn, queue), name="receiver", daemon=True).start()

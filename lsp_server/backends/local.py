@@ -80,10 +80,16 @@ def describe_exit(code: int | None) -> str:
 
 
 class EngineClient:
-    def __init__(self, spec: ModelSpec, on_event: Callable[[WorkerEvent], None] | None = None,
-                 log_level: str = "INFO", restart_delays: tuple[float, ...] = RESTART_DELAYS_S,
-                 ping_interval_s: float = PING_INTERVAL_S, stall_after_s: float = STALL_AFTER_S,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        on_event: Callable[[WorkerEvent], None] | None = None,
+        log_level: str = "INFO",
+        restart_delays: tuple[float, ...] = RESTART_DELAYS_S,
+        ping_interval_s: float = PING_INTERVAL_S,
+        stall_after_s: float = STALL_AFTER_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self.spec = spec
         self.on_event = on_event
         self.log_level = log_level
@@ -125,10 +131,11 @@ class EngineClient:
         self._restart_handle = None
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
-        from codegen_lsp.inference.worker import worker_main  # torch-free at import; torch loads inside the child
+        from codegen_lsp.inference.worker.main import worker_main  # torch-free at import; torch loads inside the child
 
-        process = context.Process(target=worker_main, args=(child, self.spec, self.log_level),
-                                  name="codegen-lsp-worker", daemon=True)
+        process = context.Process(
+            target=worker_main, args=(child, self.spec, self.log_level), name="codegen-lsp-worker", daemon=True
+        )
         process.start()
         child.close()
         self._process, self._conn = process, parent
@@ -283,8 +290,11 @@ class EngineClient:
             return
         unanswered = self._unanswered_since
         if unanswered is not None and now - unanswered > self.stall_after_s:
-            log.error("the inference worker (pid %s) has not answered for %.0f s: killing it",
-                      self._process.pid, now - unanswered)
+            log.error(
+                "the inference worker (pid %s) has not answered for %.0f s: killing it",
+                self._process.pid,
+                now - unanswered,
+            )
             self._stalled = self._current
             self._process.kill()  # the reader sees the pipe close: the restart follows (_on_worker_gone)
             return
@@ -294,8 +304,12 @@ class EngineClient:
         for request_id in list(self._pending):
             waited = now - max(self._sent_at.get(request_id, now), self._progress_at)
             if waited > self.request_timeout_s:
-                self._answer(request_id, EngineError(
-                    ErrorKind.TIMEOUT, f"the inference worker made no progress on the request for {waited:.0f} s"))
+                self._answer(
+                    request_id,
+                    EngineError(
+                        ErrorKind.TIMEOUT, f"the inference worker made no progress on the request for {waited:.0f} s"
+                    ),
+                )
                 self._send(CancelRequest(request_id))
 
     def _on_pong(self, generation: int, pong: Pong) -> None:
@@ -365,8 +379,11 @@ class EngineClient:
             self._crashes = 0
         delay = self.restart_delays[min(self._crashes, len(self.restart_delays) - 1)]
         self._crashes += 1
-        why = (f"stopped answering for {self.stall_after_s:g} s and was killed" if self._stalled == generation
-               else f"exited unexpectedly ({describe_exit(code)})")
+        why = (
+            f"stopped answering for {self.stall_after_s:g} s and was killed"
+            if self._stalled == generation
+            else f"exited unexpectedly ({describe_exit(code)})"
+        )
         message = f"the inference worker {why}; restarting in {delay:g} s"
         log.error(message)
         self._fail_pending(EngineError(ErrorKind.WORKER_DIED, message))

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import torch
 
-from codegen_lsp.inference.config import CodeGenConfig
-from codegen_lsp.inference.device import dtype_name, resolve_device, resolve_dtype, resolve_quantization
+from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+from codegen_lsp.inference.checkpoint.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
+from codegen_lsp.inference.checkpoint.layout import check_keys, to_ours
+from codegen_lsp.inference.checkpoint.weights import open_weights
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
-from codegen_lsp.inference.kernels import onednn_packing_available, pack_for_onednn, release_freed_memory
-from codegen_lsp.inference.layout import check_keys, to_ours
-from codegen_lsp.inference.model import CodeGen, rotary_tables
+from codegen_lsp.inference.model.codegen import CodeGen, rotary_tables
+from codegen_lsp.inference.model.device import dtype_name, resolve_device, resolve_dtype, resolve_quantization
+from codegen_lsp.inference.model.kernels import onednn_packing_available, pack_for_onednn, release_freed_memory
+from codegen_lsp.inference.model.quantize import quantize_int8
 from codegen_lsp.inference.protocol import ErrorKind, ModelSpec
-from codegen_lsp.inference.quantize import quantize_int8
-from codegen_lsp.inference.weights import open_weights
 from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
 
 
@@ -40,8 +40,14 @@ class LoadedModel:
         return dtype_name(self.dtype)
 
 
-def load_weights(folder: Path, config: CodeGenConfig, device: torch.device, dtype: torch.dtype,
-                 report: Progress | None = None, quantized: str | None = None) -> CodeGen:
+def load_weights(
+    folder: Path,
+    config: CodeGenConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    report: Progress | None = None,
+    quantized: str | None = None,
+) -> CodeGen:
     """Build the model on the meta device and assign the converted tensors: one copy of the weights in memory.
     int8 weights are quantized from that copy one matrix at a time, each float matrix freed as it goes (peak:
     the model in `dtype`, as for a float load)."""
@@ -75,12 +81,15 @@ def load_tokenizer(folder: Path, config: CodeGenConfig) -> CodeGenTokenizer:
     if tokenizer.vocab_size > config.vocab_size:
         raise ModelLoadError(
             f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
-            f"{config.vocab_size}", ErrorKind.BAD_CONFIG)
+            f"{config.vocab_size}",
+            ErrorKind.BAD_CONFIG,
+        )
     return tokenizer
 
 
-def load_folder(folder: str | Path, device: str = "auto", dtype: str = "auto",
-                report: Progress | None = None) -> LoadedModel:
+def load_folder(
+    folder: str | Path, device: str = "auto", dtype: str = "auto", report: Progress | None = None
+) -> LoadedModel:
     start = time.perf_counter()
     folder = Path(folder)
     torch_device = resolve_device(device)
@@ -91,15 +100,27 @@ def load_folder(folder: str | Path, device: str = "auto", dtype: str = "auto",
     try:
         model = load_weights(folder, config, torch_device, torch_dtype, report, quantized)
     except torch.OutOfMemoryError as exc:
-        raise ModelLoadError(f"out of memory loading {folder} on {torch_device} in {dtype_name(torch_dtype)}: "
-                             f"{str(exc).splitlines()[0]}", ErrorKind.OUT_OF_MEMORY) from None
-    return LoadedModel(model, tokenizer, config, torch_device, torch_dtype, folder,
-                       (time.perf_counter() - start) * 1000, quantized=quantized)
+        raise ModelLoadError(
+            f"out of memory loading {folder} on {torch_device} in {dtype_name(torch_dtype)}: "
+            f"{str(exc).splitlines()[0]}",
+            ErrorKind.OUT_OF_MEMORY,
+        ) from None
+    return LoadedModel(
+        model,
+        tokenizer,
+        config,
+        torch_device,
+        torch_dtype,
+        folder,
+        (time.perf_counter() - start) * 1000,
+        quantized=quantized,
+    )
 
 
 def load(spec: ModelSpec, report: Progress | None = None, fallback_to_bundled: bool = True) -> LoadedModel:
     """Load `spec.model`. A Hub id that is neither cached nor downloadable falls back to the bundled model (when
     allowed), with a warning to show the person once."""
+
     def step(message: str, fraction: float | None = None) -> None:
         if report:
             report(message, fraction)
@@ -112,8 +133,10 @@ def load(spec: ModelSpec, report: Progress | None = None, fallback_to_bundled: b
         is_hub_id = spec.model != BUNDLED and not looks_like_path(spec.model)
         if not (fallback_to_bundled and is_hub_id and exc.kind == ErrorKind.OFFLINE):
             raise
-        warning = f"{exc.message}. Using the bundled offline model instead (a small model trained on Python's " \
-                  f"standard library); completions will be weaker than {spec.model or DEFAULT_MODEL}'s."
+        warning = (
+            f"{exc.message}. Using the bundled offline model instead (a small model trained on Python's "
+            f"standard library); completions will be weaker than {spec.model or DEFAULT_MODEL}'s."
+        )
         folder = resolve_model_folder(BUNDLED)
     step(f"loading {folder.name}", 0.0)
     loaded = load_folder(folder, spec.device, spec.dtype, report)

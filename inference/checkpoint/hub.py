@@ -23,7 +23,7 @@ from codegen_lsp.inference.protocol import DEFAULT_MODEL as DEFAULT_MODEL  # loa
 from codegen_lsp.inference.protocol import ErrorKind
 
 BUNDLED = "bundled"
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent / "bundled"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "bundled"
 
 CONFIG_AND_TOKENIZER = [
     "config.json",
@@ -54,16 +54,18 @@ def model_file(folder: Path, name: str, named_by: str | None = None) -> Path:
     source = f"{folder / named_by}: " if named_by else ""
     parts = Path(name).parts
     if not name or Path(name).is_absolute() or ".." in parts or "\0" in name:
-        raise ModelLoadError(f"{source}refused {name!r}: it names a file outside the model folder",
-                             ErrorKind.CORRUPT_FILE)
+        raise ModelLoadError(
+            f"{source}refused {name!r}: it names a file outside the model folder", ErrorKind.CORRUPT_FILE
+        )
     path = folder / name
     try:
         real = path.resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop
         raise ModelLoadError(f"{path}: cannot be resolved ({exc})", ErrorKind.CORRUPT_FILE) from None
     if not any(real.is_relative_to(root) for root in model_roots(folder)):
-        raise ModelLoadError(f"{source}{path} is a link to {real}, outside the model folder: refused",
-                             ErrorKind.CORRUPT_FILE)
+        raise ModelLoadError(
+            f"{source}{path} is a link to {real}, outside the model folder: refused", ErrorKind.CORRUPT_FILE
+        )
     try:
         mode = real.stat().st_mode
     except FileNotFoundError:
@@ -133,17 +135,31 @@ def download(repo_id: str, revision: str | None, report: Progress | None = None,
     tqdm_class = progress_tqdm(report) if report else None
     where = f"{repo_id}" + (f" (revision {revision})" if revision else "")
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER
-                                        + (SAFETENSORS_FILES if weights else []), tqdm_class=tqdm_class))
+        folder = Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                allow_patterns=CONFIG_AND_TOKENIZER + (SAFETENSORS_FILES if weights else []),
+                tqdm_class=tqdm_class,
+            )
+        )
         if weights and not has_weights(folder):
-            folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=CONFIG_AND_TOKENIZER
-                                            + PICKLE_FILES, tqdm_class=tqdm_class))
+            folder = Path(
+                snapshot_download(
+                    repo_id,
+                    revision=revision,
+                    allow_patterns=CONFIG_AND_TOKENIZER + PICKLE_FILES,
+                    tqdm_class=tqdm_class,
+                )
+            )
     except GatedRepoError as exc:
-        raise ModelLoadError(f"{where} is gated on the Hugging Face Hub; log in with `hf auth login` ({exc})",
-                             ErrorKind.MODEL_NOT_FOUND) from None
+        raise ModelLoadError(
+            f"{where} is gated on the Hugging Face Hub; log in with `hf auth login` ({exc})", ErrorKind.MODEL_NOT_FOUND
+        ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
-        raise ModelLoadError(f"{where} was not found on the Hugging Face Hub ({type(exc).__name__})",
-                             ErrorKind.MODEL_NOT_FOUND) from None
+        raise ModelLoadError(
+            f"{where} was not found on the Hugging Face Hub ({type(exc).__name__})", ErrorKind.MODEL_NOT_FOUND
+        ) from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
         raise ModelLoadError(
             f"{where} is not in the Hugging Face cache and cannot be downloaded "
@@ -158,8 +174,9 @@ def download(repo_id: str, revision: str | None, report: Progress | None = None,
     return check_model_folder(folder)
 
 
-def resolve_model_folder(model: str, revision: str | None = None, report: Progress | None = None,
-                         weights: bool = True) -> Path:
+def resolve_model_folder(
+    model: str, revision: str | None = None, report: Progress | None = None, weights: bool = True
+) -> Path:
     if model == BUNDLED:
         folder = BUNDLED_MODEL_DIR
         if not (folder / "config.json").exists():

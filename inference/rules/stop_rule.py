@@ -16,7 +16,7 @@ What is cut, in order:
    - `single_line`: before the first "\\n".
    - `min_indent` (Python): at the start of the first later line (not the first) whose indentation, once a
      non-blank character shows it, is below `min_indent` columns (tabs to multiples of 8, as Python does).
-   - `braces` (C, C++, Go, Java, JavaScript: the name of the syntax in `inference.syntax`): brackets are
+   - `braces` (C, C++, Go, Java, JavaScript: the name of the syntax in `inference.rules.syntax`): brackets are
      counted in code only (not in strings or comments). The cursor's level is 0, or lower where the first
      line closes brackets opened before the cursor (`f(a, ` completed with `b);`). A closer on a later line
      that goes below that level leaves the cursor's block: the cut is at the start of its line when only
@@ -50,6 +50,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from codegen_lsp.inference.rules.syntax import CLOSERS, CODE, LexState, syntax_named, walk
 from codegen_lsp.tokenizer.truncation import (
     DEFAULT_TRUNCATE_BEFORE_PATTERN,
     TRANSFORMERS_MARKERS,
@@ -59,8 +60,6 @@ from codegen_lsp.tokenizer.truncation import (
     second_marker,
     truncate_cut,
 )
-
-from .syntax import CLOSERS, CODE, LexState, syntax_named, walk
 
 __all__ = ["LINE_HEAD", "LINE_TAIL", "StopRule", "indent_width"]
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from codegen_lsp.inference.kv_cache import KVCache
-from codegen_lsp.inference.model import CodeGen
+from codegen_lsp.inference.model.codegen import CodeGen
+from codegen_lsp.inference.model.kv_cache import KVCache
 from codegen_lsp.inference.protocol import StopReason
 
 
@@ -70,8 +70,9 @@ class NgramDrafter:
     realigns with the old one), then in the history (the prompt and what was generated). An overlapping match in
     the history continues the copy, so a repeating pattern drafts its own continuation."""
 
-    def __init__(self, tokens: list[int], k: int = 8, previous: Sequence[int] = (), longest: int = 3,
-                 shortest: int = 2) -> None:
+    def __init__(
+        self, tokens: list[int], k: int = 8, previous: Sequence[int] = (), longest: int = 3, shortest: int = 2
+    ) -> None:
         self.k = k
         self.lengths = range(longest, shortest - 1, -1)
         self.tokens = list(tokens)

@@ -1,7 +1,8 @@
 """The CodeGen model in plain PyTorch.
 
 Same numbers as transformers' CodeGenForCausalLM, in a layout made for fast decoding. The checkpoint's tensors
-are rearranged once, at load (inference/layout.py), so that each block runs two matrix products instead of four:
+are rearranged once, at load (inference/checkpoint/layout.py), so that each block runs two matrix products
+instead of four:
 
     in_proj  = [q | k | v | fc_in]   one (E -> 3E + I) product on ln_1(x); CodeGen's qkv_proj has no bias
     out_proj = [out_proj | fc_out]   one (E + I -> E) product on [attention output | activation(fc_in)]
@@ -19,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codegen_lsp.inference.config import CodeGenConfig
-from codegen_lsp.inference.kernels import Linear, attention
-from codegen_lsp.inference.kv_cache import KVCache
+from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+from codegen_lsp.inference.model.kernels import Linear, attention
+from codegen_lsp.inference.model.kv_cache import KVCache
 
 
 def activation(name: str):
@@ -73,8 +74,17 @@ class Block(nn.Module):
         self.attn_dropout = config.attn_pdrop
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, layer: int, cache: KVCache | None,
-                input_pos: Tensor | None, mask: Tensor | None, is_causal: bool) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        layer: int,
+        cache: KVCache | None,
+        input_pos: Tensor | None,
+        mask: Tensor | None,
+        is_causal: bool,
+    ) -> Tensor:
         B, T, E = x.shape
         H, D = self.n_head, self.head_dim
         h = self.ln_1(x)  # (B, T, E)
@@ -119,8 +129,9 @@ class CodeGen(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.wte.weight.dtype
 
-    def forward(self, idx: Tensor, input_pos: Tensor | None = None, cache: KVCache | None = None,
-                last_only: bool = False) -> Tensor:
+    def forward(
+        self, idx: Tensor, input_pos: Tensor | None = None, cache: KVCache | None = None, last_only: bool = False
+    ) -> Tensor:
         """idx: (B, T) token ids at positions input_pos (T,), default 0..T-1. Returns logits (B, T or 1, V)."""
         B, T = idx.shape
         if input_pos is None:

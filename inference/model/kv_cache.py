@@ -10,12 +10,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from codegen_lsp.inference.config import CodeGenConfig
+from codegen_lsp.inference.checkpoint.config import CodeGenConfig
 
 
 class KVCache:
-    def __init__(self, config: CodeGenConfig, max_len: int, dtype: torch.dtype, device: torch.device | str,
-                 batch: int = 1, static: bool = False) -> None:
+    def __init__(
+        self,
+        config: CodeGenConfig,
+        max_len: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+        batch: int = 1,
+        static: bool = False,
+    ) -> None:
         shape = (config.n_layer, batch, config.n_head, max_len, config.head_dim)  # (L, B, H, S, D)
         # Dynamic mode reads only what was written, so its pages are touched (and count as memory) only as the
         # context grows. Static mode reads every position through the mask: unwritten values must be finite.

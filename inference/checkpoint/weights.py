@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from codegen_lsp.inference.checkpoint.hub import model_file
+from codegen_lsp.inference.checkpoint.layout import is_ignored_key
 from codegen_lsp.inference.errors import ModelLoadError
-from codegen_lsp.inference.hub import model_file
-from codegen_lsp.inference.layout import is_ignored_key
 from codegen_lsp.inference.protocol import ErrorKind
 
 SAFETENSORS = "model.safetensors"
@@ -41,8 +41,15 @@ def cache_dir() -> Path:
 
 # The safetensors format: 8 bytes little-endian header length, a JSON header, then the tensors' bytes.
 SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
     "BOOL": torch.bool,
 }
 MAX_HEADER_BYTES = 100_000_000
