@@ -12,6 +12,7 @@ TOKENIZER = CodeGenTokenizer.bundled()
 ENCODE = TOKENIZER.encode_with_offsets
 LINES = [f"    value_{i} = compute({i}, 'text {i}')  # line {i}\n" for i in range(400)]
 SOURCE = "".join(LINES)
+LINE_TOKENS = max(len(TOKENIZER.encode(line)) for line in LINES)
 
 
 def test_a_prompt_within_budget_is_kept_whole():
@@ -58,3 +59,31 @@ def test_typing_at_the_end_keeps_the_window_start_within_a_chunk(cursor, typed):
         starts.append(start)
     assert starts == sorted(starts)  # the window only moves forward
     assert len(set(starts)) <= 1 + typed // chunk + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(budget=st.integers(1, 700), length=st.integers(1, 400))
+def test_any_budget_keeps_the_longest_window_that_fits(budget, length):
+    """A chunk larger than the budget (256 tokens, budget 32) once dropped the whole document but its last
+    token: whatever the budget, the window holds at least half of it (or the whole document), less the part of
+    a line dropped to start at a line start."""
+    text = "".join(LINES[:length])
+    total = len(TOKENIZER.encode(text))
+    ids, start = fit_window(text, ENCODE, budget)
+    assert ids == TOKENIZER.encode(text[start:])
+    assert len(ids) <= budget
+    assert len(ids) >= min(total, budget // 2) - LINE_TOKENS
+
+
+def test_the_issue_case_budget_32_on_a_384_token_document():
+    text = "".join(LINES)[: 384 * 3]
+    while len(TOKENIZER.encode(text)) > 384:
+        text = text[:-10]
+    ids, start = fit_window(text, ENCODE, budget=32)
+    assert 16 <= len(ids) <= 32 and text[start - 1] == "\n"
+
+
+def test_one_line_longer_than_the_budget_keeps_its_longest_tail():
+    text = "x = [" + ", ".join(str(i) for i in range(3000)) + "]"
+    ids, start = fit_window(text, ENCODE, budget=40, chunk=256)
+    assert 30 <= len(ids) <= 40 and ids == TOKENIZER.encode(text[start:])
