@@ -207,13 +207,8 @@ class _Walker:
 
     def run(self) -> Iterator[tuple[int, str]]:
         text, syntax, end = self.text, self.syntax, len(self.text)
-        kind, quote, opened, form, templates = (
-            self.state.kind,
-            self.state.quote,
-            self.state.opened_at,
-            self.state.form,
-            self.state.templates,
-        )
+        kind, quote, opened, form = self.state.kind, self.state.quote, self.state.opened_at, self.state.form
+        templates = list(self.state.templates)  # changed in place: a tuple copied per `${` made nesting quadratic
         plain_code = _code_events(syntax, self.with_brackets, False).search
         template_code = _code_events(syntax, self.with_brackets, True).search
         pos = 0
@@ -232,17 +227,17 @@ class _Walker:
                         kind, quote, opened = Lex.BLOCK_COMMENT, syntax.block_comment[1], at
                     elif token in _BRACKETS:
                         if templates and token == "{":
-                            templates = (*templates[:-1], templates[-1] + 1)
+                            templates[-1] += 1
                         elif templates and token == "}":
                             if templates[-1] == 0:  # closes `${`: back into the template literal
-                                templates = templates[:-1]
+                                templates.pop()
                                 kind, quote, form = Lex.LONG_STRING, "`", _TEMPLATE
                                 opened = None
                                 if len(templates) < self.outer_templates:
                                     self.outer_templates = len(templates)
                                     self.outer_open = True
                             else:
-                                templates = (*templates[:-1], templates[-1] - 1)
+                                templates[-1] -= 1
                         if self.with_brackets:
                             yield at, token
                     elif match.lastindex:  # a C++ raw string: R"delim(
@@ -283,14 +278,15 @@ class _Walker:
                         if self.with_brackets:
                             yield pos + 1, "{"
                         kind, quote, opened, form = Lex.CODE, None, None, None
-                        templates, pos = (*templates, 0), pos + 2
+                        templates.append(0)
+                        pos += 2
                     elif text[pos] == "\n" and not form.multiline:  # unterminated: ends at the line end
                         self.outer_open = False
                         kind, quote, opened, form, pos = Lex.CODE, None, None, None, pos + 1
                     else:  # a trailing backslash, or the start of a closer still arriving
                         break
         finally:
-            self.state = LexState(kind, quote, opened, form, templates)
+            self.state = LexState(kind, quote, opened, form, tuple(templates))
 
 
 _TEMPLATE = next(f for f in SYNTAXES["javascript"].strings if f.interpolation)
