@@ -8,11 +8,13 @@ export splits rows and renames keys, and is exact. A tied head is written out un
 vLLM's GPT-J refuses `tie_word_embeddings`, and the copy computes the same logits.
 
 Tensors stream from the checkpoint into model.safetensors one at a time, so a 16B model never sits in memory.
-The export is built in a hidden folder beside OUTDIR and renamed into place only when complete.
+The export is built in a hidden folder beside OUTDIR and renamed into place only when complete; one left behind by
+a killed export is removed by the next export into the same OUTDIR.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -220,10 +222,36 @@ def write_safetensors(
 
 
 def refuse_a_used_outdir(outdir: Path) -> None:
+    """Refuse, before anything is read or written, an OUTDIR the final rename could not replace: one that holds
+    anything, a symbolic link (dangling or not: its target's parents would be created, then the rename fails
+    after the whole write) or a name like `.` that is not a new folder's."""
+    if outdir.name in ("", ".", ".."):
+        raise ExportError(f"OUTDIR {str(outdir)!r} names no new folder; give the export a folder name of its own")
+    if outdir.is_symlink():
+        raise ExportError(f"{outdir} is a symbolic link; choose a new OUTDIR (links are not followed)")
     if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
         raise ExportError(
             f"{outdir} already exists and is not an empty folder; choose a new OUTDIR (nothing is overwritten)"
         )
+
+
+def remove_stale_partials(parent: Path, name: str) -> None:
+    """Remove the hidden folders that exports into `name` left when they were killed (`kill -9`, power loss):
+    each carries its process id, and one whose process is gone is stale. A live one is another export's."""
+    for partial in parent.glob(f".{glob.escape(name)}.partial-*"):
+        pid = partial.name.removeprefix(f".{name}.partial-").split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)) and partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def prepare_outdir(outdir: Path, needed_bytes: int) -> Path:
@@ -232,6 +260,7 @@ def prepare_outdir(outdir: Path, needed_bytes: int) -> Path:
     refuse_a_used_outdir(outdir)
     parent = outdir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(parent, outdir.name)
     free = shutil.disk_usage(parent).free
     if free < needed_bytes:
         raise ExportError(
