@@ -57,6 +57,21 @@ class CompletionRequest:
     options: GenerationOptions = field(default_factory=GenerationOptions)
 
 
+@dataclass(frozen=True)
+class PrefillRequest:
+    """Fill the document's KV cache ahead of the first keystroke (the document was opened): nothing is generated.
+    Idle work: the worker runs it only when no completion waits, and any request for the document supersedes it.
+    Answered with a CompletionResult without candidates (its timings say what was computed)."""
+
+    request_id: int
+    document: str  # cache key: the document URI
+    prompt: str  # the document's start (its prefix is the prefix of every prompt whose window starts at the top)
+    context_tokens: int = GenerationOptions.context_tokens  # as many tokens as a completion's window holds
+
+
+WorkerRequest = CompletionRequest | PrefillRequest  # what the worker queues and runs
+
+
 class StopReason(str, enum.Enum):
     EOS = "eos"
     MAX_TOKENS = "max_tokens"

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from codegen_lsp.inference.protocol import CompletionResult
-from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendRequestCancelled
+from codegen_lsp.inference.protocol import CompletionResult, PrefillRequest
+from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendRequestCancelled, BackendState
 from codegen_lsp.lsp_server.documents import Document
 from codegen_lsp.lsp_server.pipeline import (
     Plan,
@@ -112,8 +112,8 @@ class Completer:
             return self._superseded(tag, "during the debounce")
 
         backend = self._backend()
-        if backend is None or backend.state in ("stopped", "failed"):
-            failed = backend is not None and backend.state == "failed"
+        if backend is None or not backend.state.usable:
+            failed = backend is not None and backend.state is BackendState.FAILED
             return self._skip(f"{tag}: {'the model failed to load' if failed else 'no model'}", quiet=True)
         request = engine_request(planned, settings, request_id=request_id, document=uri)
         self._inflight[uri] = request_id
@@ -167,30 +167,29 @@ class Completer:
         return self._tickets.get(uri) == ticket
 
     def prefill(self, uri: str, document: Document, settings: Settings) -> None:
-        """The document was opened: the local worker fills its KV cache while the person reads, so that the first
-        keystroke computes only what it changed. Idle work: any request for the document supersedes it, and the
-        worker puts requests for other documents first. (A remote server has its own prefix cache.)"""
-        from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
-        from codegen_lsp.lsp_server.backends.local import EngineClient
-
+        """The document was opened: the backend makes its start cheap to complete (the local worker fills its KV
+        cache) while the person reads, so that the first keystroke computes only what it changed. Idle work: any
+        request for the document supersedes it, and the worker puts requests for other documents first."""
         backend = self._backend()
-        if not isinstance(backend, EngineClient) or backend.state not in ("loading", "ready"):
+        if backend is None or not backend.state.usable:
             return
         if completed_language(document.language_id, settings) is None or not document.text.strip():
             return
-        options = GenerationOptions(max_new_tokens=0, context_tokens=settings.generation.context_tokens)
-        request = CompletionRequest(next(self._ids), uri, document.text[: max_prompt_chars(settings)], options)
+        prompt = document.text[: max_prompt_chars(settings)]
+        request = PrefillRequest(next(self._ids), uri, prompt, settings.generation.context_tokens)
         task = asyncio.ensure_future(self._prefill(backend, request))
         self._prefills.add(task)  # held: asyncio keeps only weak references to tasks
         task.add_done_callback(self._prefills.discard)
 
-    async def _prefill(self, backend: Backend, request) -> None:
+    async def _prefill(self, backend: Backend, request: PrefillRequest) -> None:
         started = time.perf_counter()
         try:
-            result = await backend.generate(request)
+            result = await backend.prefill(request)
         except (BackendRequestCancelled, BackendError) as error:
             log.debug("prefill of %s stopped: %s", request.document, getattr(error, "message", "superseded"))
             return
+        if result is None:
+            return  # nothing to do ahead on this backend
         self.stats["prefills"] += 1
         log.info(
             "prefilled %s: %d tokens in %.0f ms",

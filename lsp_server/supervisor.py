@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
+from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendState
 
 if TYPE_CHECKING:
     from codegen_lsp.lsp_server.backends.local import EngineClient
-    from codegen_lsp.lsp_server.backends.openai import OpenAIBackend
     from codegen_lsp.lsp_server.server import CodegenLanguageServer
 
 __all__ = ["Supervisor"]
@@ -33,7 +33,8 @@ STOP_TIMEOUT_S = 10.0
 class Supervisor:
     def __init__(self, ls: CodegenLanguageServer) -> None:
         self._ls = ls
-        self.backend: EngineClient | OpenAIBackend | None = None
+        self.backend: Backend | None = None
+        self._local: EngineClient | None = None  # the backend, when it is the local worker: reloaded in place
         self._lock = asyncio.Lock()
         self._progress: _ModelProgress | None = None
         self._progress_ids = itertools.count(1)
@@ -52,13 +53,13 @@ class Supervisor:
             return
         from codegen_lsp.lsp_server.backends.local import EngineClient
 
-        self.backend = EngineClient(spec, on_event=self.on_event, log_level=settings.server.log_level.upper())
+        local = EngineClient(spec, on_event=self.on_event, log_level=settings.server.log_level.upper())
+        self.backend = self._local = local
         self._begin_progress(f"loading {spec.model}")
-        await self.backend.start()
+        await local.start()
 
     async def _start_remote(self) -> None:
         """The remote backend: only the tokenizer and config of `model` are read here (no weights, no torch)."""
-        from codegen_lsp.lsp_server.backends.local import EngineError
         from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, load_model_files
 
         settings = self._ls.settings
@@ -66,7 +67,7 @@ class Supervisor:
         self._begin_progress(f"connecting to {remote.url}")
         try:
             files = await asyncio.to_thread(load_model_files, settings.model.model, settings.model.revision)
-        except EngineError as error:
+        except BackendError as error:
             self._end_progress("the tokenizer could not be loaded")
             self._ls.show(
                 types.MessageType.Error, f"codegen-lsp: {error.message}. No completions until the settings change."
@@ -74,10 +75,10 @@ class Supervisor:
             return
         backend = self.backend = OpenAIBackend(remote, files, on_status=self._remote_status)
         await backend.start()
-        if backend.state == "ready":
+        if backend.state is BackendState.READY:
             self._end_progress(f"{backend.served_model} at {remote.url} ready")
         else:
-            self._end_progress(f"{remote.url}: {backend.state}")
+            self._end_progress(f"{remote.url}: {backend.state.value}")
 
     def _remote_status(self, kind: str, message: str) -> None:
         """The remote backend went down, came back, or cannot be used: said once per change."""
@@ -94,13 +95,11 @@ class Supervisor:
                 return
             settings = self._ls.settings
             spec = settings.model_spec()
-            from codegen_lsp.lsp_server.backends.local import EngineClient
-
-            if isinstance(self.backend, EngineClient) and settings.backend.backend == "local":
+            if self._local is not None and settings.backend.backend == "local":
                 log.info("reloading the model: %s on %s (%s)", spec.model, spec.device, spec.dtype)
                 self._end_progress("reloading")
                 self._begin_progress(f"loading {spec.model}")
-                await self.backend.reload(spec)
+                await self._local.reload(spec)
                 return
             await self._stop_backend()  # local <-> remote, or another remote: start afresh
             await self._start_backend()
@@ -110,7 +109,7 @@ class Supervisor:
             await self._stop_backend()
 
     async def _stop_backend(self) -> None:
-        backend, self.backend = self.backend, None
+        backend, self.backend, self._local = self.backend, None, None
         self._end_progress("stopped")
         if backend is None:
             return

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, StopReason
+from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions, PrefillRequest, StopReason
 from codegen_lsp.inference.rules.stop_rule import StopRule
 from codegen_lsp.inference.worker.engine import Engine, common_prefix_length
 
@@ -388,7 +388,7 @@ def test_a_cancel_between_prefill_chunks_stops_at_once_and_keeps_what_was_comput
 
 def test_a_prefill_only_request_fills_the_cache_for_the_first_keystroke(tiny_loaded):
     engine = Engine(tiny_loaded)
-    ahead = engine.generate(CompletionRequest(1, "doc", SOURCE[:220], GenerationOptions(max_new_tokens=0)))
+    ahead = engine.prefill(PrefillRequest(1, "doc", SOURCE[:220]))
     assert ahead.candidates == () and ahead.timings.tokens_computed == ahead.prompt_tokens
     keystroke = ask(engine, SOURCE[:221], document="doc")
     assert keystroke.timings.tokens_computed <= 2  # only what the keystroke changed
@@ -396,7 +396,6 @@ def test_a_prefill_only_request_fills_the_cache_for_the_first_keystroke(tiny_loa
 
 def test_a_prefill_keeps_the_start_of_a_document_longer_than_the_budget(tiny_loaded):
     engine = Engine(tiny_loaded)
-    options = GenerationOptions(max_new_tokens=0, context_tokens=40)
-    ahead = engine.generate(CompletionRequest(1, "doc", SOURCE, options))
+    ahead = engine.prefill(PrefillRequest(1, "doc", SOURCE, context_tokens=40))
     assert ahead.window_start_char == 0 and ahead.prompt_tokens == 40
     assert engine.slots.get("doc").tokens == engine.tokenizer.encode(SOURCE)[:40]

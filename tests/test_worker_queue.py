@@ -11,6 +11,7 @@ from codegen_lsp.inference.protocol import (
     CompletionResult,
     GenerationOptions,
     ModelSpec,
+    PrefillRequest,
     RequestCancelled,
 )
 from codegen_lsp.inference.worker.main import RequestQueue
@@ -101,7 +102,7 @@ def test_queued_requests_of_a_document_are_superseded_and_answered_at_once() -> 
 
 def test_idle_prefill_runs_only_when_nothing_waits_and_yields_to_any_request() -> None:
     q, said = queue()
-    q.add(request(1, "opened", max_new_tokens=0))  # a prefill
+    q.add(PrefillRequest(1, "opened", PROMPT))
     q.add(request(2, "a"))
     assert q.next().request.request_id == 2
     q.finish(q._running, stopped=False)
@@ -152,8 +153,7 @@ async def test_a_prefill_is_superseded_by_the_first_keystroke_in_its_document(ti
     await engine.wait_ready(timeout=120)
     try:
         text = PROMPT * 6
-        prefill = asyncio.create_task(engine.generate(CompletionRequest(
-            1, document, text, GenerationOptions(max_new_tokens=0, context_tokens=200))))  # fmt: skip
+        prefill = asyncio.create_task(engine.prefill(PrefillRequest(1, document, text, context_tokens=200)))
         await asyncio.wait({prefill}, timeout=10)
         options = GenerationOptions(max_new_tokens=4)
         keystroke = await engine.generate(CompletionRequest(2, document, text[:-1], options))

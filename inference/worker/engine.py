@@ -20,13 +20,21 @@ from codegen_lsp.inference.model.device import available_memory_bytes
 from codegen_lsp.inference.model.generate import Generation, NgramDrafter, Sampler, decode_loop, prefill
 from codegen_lsp.inference.model.kv_cache import KVCache
 from codegen_lsp.inference.protocol import (
-    ALTERNATIVE_TEMPERATURE,
     Candidate,
     CompletionRequest,
     CompletionResult,
     GenerationOptions,
+    PrefillRequest,
     StopReason,
     Timings,
+    WorkerRequest,
+)
+from codegen_lsp.inference.rules.generation import (
+    Sampling,
+    candidate_samplings,
+    prompt_budget,
+    prompt_or_bos,
+    unique_candidates,
 )
 from codegen_lsp.inference.rules.window import WINDOW_CHUNK_TOKENS, fit_window
 
@@ -119,7 +127,7 @@ class Engine:
         self.slots.forget("codegen-lsp://warm-up")
 
     def budget(self, options: GenerationOptions) -> int:
-        return max(1, min(options.context_tokens, self.config.n_positions - options.max_new_tokens))
+        return prompt_budget(options.context_tokens, options.max_new_tokens, self.config.n_positions)
 
     def _new_cache(self) -> KVCache:
         cache = KVCache(
@@ -130,84 +138,98 @@ class Engine:
         return cache
 
     def generate(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
-        options = request.options
+        """The request's candidates, after computing what the document's cache lacks of the prompt's window."""
         t0 = time.perf_counter()
-        if options.max_new_tokens == 0:
-            # Ahead of the first keystroke (the document was opened): its start, as far as the budget goes, which
-            # is the prefix of every prompt whose window starts at the top of the file.
-            prompt_ids, window_start = self.tokenizer.encode(request.prompt)[: self.budget(options)], 0
-        else:
-            prompt_ids, window_start = fit_window(
-                request.prompt, self.tokenizer.encode_with_offsets, self.budget(options), self.window_chunk
-            )
-        if not prompt_ids:  # an empty document: start from <|endoftext|>, as CodeGen was trained
-            prompt_ids = [self.config.bos_token_id if self.config.bos_token_id is not None else 0]
-        t1 = time.perf_counter()
+        budget = self.budget(request.options)
+        prompt_ids, window_start = fit_window(
+            request.prompt, self.tokenizer.encode_with_offsets, budget, self.window_chunk
+        )
+        return self._run(request, prompt_ids, window_start, t0, cancelled, request.options)
 
+    def prefill(self, request: PrefillRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
+        """Ahead of the first keystroke (the document was opened): its start, as far as the budget goes, which is
+        the prefix of every prompt whose window starts at the top of the file. The cache is all it leaves."""
+        t0 = time.perf_counter()
+        budget = prompt_budget(request.context_tokens, 0, self.config.n_positions)
+        prompt_ids = self.tokenizer.encode(request.prompt)[:budget]
+        return self._run(request, prompt_ids, 0, t0, cancelled, None)
+
+    def _run(
+        self,
+        request: WorkerRequest,
+        prompt_ids: list[int],
+        window_start: int,
+        t0: float,
+        cancelled: Callable[[], bool] | None,
+        options: GenerationOptions | None,
+    ) -> CompletionResult:
+        """Fill the document's slot with `prompt_ids`, then decode the candidates `options` asks for (none for a
+        prefill). Stopped between two prefill chunks: one CANCELLED candidate, and the chunks computed stay."""
+        prompt_ids = prompt_or_bos(prompt_ids, self.config.bos_token_id)
+        t1 = time.perf_counter()
         slot = self.slots.get(request.document)
         reused = common_prefix_length(slot.tokens, prompt_ids) if self.cache_reuse else 0
         reused = min(reused, len(prompt_ids) - 1)  # the last prompt token runs again: its logits start decoding
-        device = self.loaded.device
-        del slot.tokens[reused:]  # positions >= reused are about to be overwritten
-        for begin in range(reused, len(prompt_ids), self.prefill_chunk):
-            chunk = prompt_ids[begin : begin + self.prefill_chunk]
-            first_logits = prefill(self.model, torch.tensor(chunk, device=device), begin, slot.cache)
-            slot.tokens.extend(chunk)
-            if cancelled is not None and begin + len(chunk) < len(prompt_ids) and cancelled():
-                return self._cancelled_during_prefill(request, prompt_ids, window_start, reused, t0, t1)
-        t2 = time.perf_counter()
-        passes = -(-(len(prompt_ids) - reused) // self.prefill_chunk)
-        if options.max_new_tokens == 0:  # a prefill ahead of the first keystroke: the cache is all it wanted
-            timings = Timings(
-                tokens_reused=reused,
-                tokens_computed=len(prompt_ids) - reused,
-                prefill_ms=(t2 - t1) * 1000,
-                forward_passes=passes,
-                tokenize_ms=(t1 - t0) * 1000,
-                total_ms=(t2 - t0) * 1000,
-            )
-            return CompletionResult(request.request_id, (), len(prompt_ids), window_start, timings)
-
-        candidates: list[Candidate | None] = [None] * max(1, options.num_candidates)
-        # The primary candidate runs last, so that the cache ends up holding what the person is shown.
-        for index in reversed(range(len(candidates))):
-            generation = self._generate(slot, first_logits, len(prompt_ids), options, index, cancelled)
-            passes += generation.forward_passes
-            text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=True)
-            candidates[index] = Candidate(tuple(generation.token_ids), text, generation.stop_reason)
-            if generation.stop_reason == StopReason.CANCELLED:
-                break
-        t3 = time.perf_counter()
-
+        first_logits = self._fill(slot, prompt_ids, reused, cancelled)
+        t2 = t3 = time.perf_counter()
+        computed = len(slot.tokens) - reused
+        passes = -(-computed // self.prefill_chunk)
+        if first_logits is None:
+            candidates: tuple[Candidate, ...] = (Candidate((), "", StopReason.CANCELLED),)
+        elif options is None:
+            candidates = ()
+        else:
+            candidates, decode_passes = self._decode_candidates(slot, first_logits, len(prompt_ids), options, cancelled)
+            passes += decode_passes
+            t3 = time.perf_counter()
         timings = Timings(
             tokens_reused=reused,
-            tokens_computed=len(prompt_ids) - reused,
+            tokens_computed=computed,
             prefill_ms=(t2 - t1) * 1000,
             decode_ms=(t3 - t2) * 1000,
             forward_passes=passes,
             tokenize_ms=(t1 - t0) * 1000,
             total_ms=(t3 - t0) * 1000,
         )
-        return CompletionResult(
-            request.request_id, unique(c for c in candidates if c is not None), len(prompt_ids), window_start, timings
-        )
+        return CompletionResult(request.request_id, candidates, len(prompt_ids), window_start, timings)
 
-    def _cancelled_during_prefill(
-        self, request: CompletionRequest, prompt_ids: list[int], window_start: int, reused: int, t0: float, t1: float
-    ) -> CompletionResult:
-        """Stopped between two prefill chunks: the chunks computed stay in the document's slot."""
-        t2 = time.perf_counter()
-        computed = len(self.slots.get(request.document).tokens) - reused
-        timings = Timings(
-            tokens_reused=reused,
-            tokens_computed=computed,
-            prefill_ms=(t2 - t1) * 1000,
-            forward_passes=-(-computed // self.prefill_chunk),
-            tokenize_ms=(t1 - t0) * 1000,
-            total_ms=(t2 - t0) * 1000,
-        )
-        cancelled = Candidate((), "", StopReason.CANCELLED)
-        return CompletionResult(request.request_id, (cancelled,), len(prompt_ids), window_start, timings)
+    def _fill(
+        self, slot: Slot, prompt_ids: list[int], reused: int, cancelled: Callable[[], bool] | None
+    ) -> torch.Tensor | None:
+        """Compute prompt_ids[reused:] into the slot's cache, in chunks; the last token's logits, or None when
+        `cancelled` said stop between two chunks (the chunks computed stay in the slot)."""
+        device = self.loaded.device
+        del slot.tokens[reused:]  # positions >= reused are about to be overwritten
+        first_logits = None
+        for begin in range(reused, len(prompt_ids), self.prefill_chunk):
+            chunk = prompt_ids[begin : begin + self.prefill_chunk]
+            first_logits = prefill(self.model, torch.tensor(chunk, device=device), begin, slot.cache)
+            slot.tokens.extend(chunk)
+            if cancelled is not None and begin + len(chunk) < len(prompt_ids) and cancelled():
+                return None
+        return first_logits
+
+    def _decode_candidates(
+        self,
+        slot: Slot,
+        first_logits: torch.Tensor,
+        start: int,
+        options: GenerationOptions,
+        cancelled: Callable[[], bool] | None,
+    ) -> tuple[tuple[Candidate, ...], int]:
+        """Every candidate from the same prefilled prompt, de-duplicated; and the forward passes they took."""
+        samplings = candidate_samplings(options)
+        candidates: list[Candidate | None] = [None] * len(samplings)
+        passes = 0
+        # The primary candidate runs last, so that the cache ends up holding what the person is shown.
+        for index in reversed(range(len(samplings))):
+            generation = self._generate(slot, first_logits, start, options, samplings[index], index == 0, cancelled)
+            passes += generation.forward_passes
+            text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=True)
+            candidates[index] = Candidate(tuple(generation.token_ids), text, generation.stop_reason)
+            if generation.stop_reason == StopReason.CANCELLED:
+                break
+        return unique_candidates(c for c in candidates if c is not None), passes
 
     def _generate(
         self,
@@ -215,14 +237,11 @@ class Engine:
         first_logits: torch.Tensor,
         start: int,
         options: GenerationOptions,
-        index: int,
+        sampling: Sampling,
+        primary: bool,
         cancelled: Callable[[], bool] | None,
     ) -> Generation:
-        temperature = options.temperature
-        if index > 0 and temperature <= 0:
-            temperature = ALTERNATIVE_TEMPERATURE
-        seed = None if options.seed is None else options.seed + index
-        sampler = Sampler(temperature, options.top_p, seed)
+        sampler = Sampler(sampling.temperature, options.top_p, sampling.seed)
         del slot.tokens[start:]  # positions >= start are about to be overwritten
         stop_rule = options.stop_rule
         on_token = None
@@ -249,7 +268,7 @@ class Engine:
             drafter,
         )
         slot.tokens.extend(generation.token_ids[: generation.fed])
-        if index == 0:
+        if primary:
             slot.suggested = list(generation.token_ids)
         return generation
 
@@ -268,13 +287,3 @@ def slots_that_fit(wanted: int, slot_bytes: int, free_bytes: int | None) -> int:
             wanted,
         )
     return max(1, min(wanted, fit))
-
-
-def unique(candidates) -> tuple[Candidate, ...]:
-    seen: set[str] = set()
-    out = []
-    for candidate in candidates:
-        if candidate.text not in seen:
-            seen.add(candidate.text)
-            out.append(candidate)
-    return tuple(out)

@@ -27,10 +27,12 @@ from codegen_lsp.inference.protocol import (
     ModelSpec,
     Ping,
     Pong,
+    PrefillRequest,
     RequestCancelled,
     RequestFailed,
     Shutdown,
     StopReason,
+    WorkerRequest,
 )
 
 log = logging.getLogger("codegen_lsp.worker")
@@ -55,14 +57,14 @@ class Sender:
 class Job:
     """A request in the worker: `stop` is what its decode loop polls; `preempted` says the stop is a pause."""
 
-    request: CompletionRequest
+    request: WorkerRequest
     stop: threading.Event = field(default_factory=threading.Event)
     preempted: bool = False
 
     @property
     def idle(self) -> bool:
-        """Prefill ahead of the first keystroke (max_new_tokens 0): done only when nothing else waits."""
-        return self.request.options.max_new_tokens == 0
+        """Prefill ahead of the first keystroke: done only when nothing else waits."""
+        return isinstance(self.request, PrefillRequest)
 
 
 class RequestQueue:
@@ -83,7 +85,7 @@ class RequestQueue:
         self._closed = False
         self.steps = 0  # decode steps taken (and requests begun): read by the receiver thread for Pong
 
-    def add(self, request: CompletionRequest) -> None:
+    def add(self, request: WorkerRequest) -> None:
         job = Job(request)
         with self._cond:
             superseded = [j for j in self._queued() if j.request.document == request.document]
@@ -165,7 +167,7 @@ def receive(conn: Connection, queue: RequestQueue) -> None:
             message = conn.recv()
         except (EOFError, OSError):
             break  # the server went away
-        if isinstance(message, CompletionRequest):
+        if isinstance(message, CompletionRequest | PrefillRequest):
             queue.add(message)
         elif isinstance(message, CancelRequest):
             queue.cancel(message.request_id)
@@ -240,7 +242,8 @@ def serve_requests(engine, queue: RequestQueue, sender: Sender) -> None:
         answer: object | None = None
         try:
             if not stop.is_set():
-                result = engine.generate(request, stop_now)
+                run = engine.prefill if isinstance(request, PrefillRequest) else engine.generate
+                result = run(request, stop_now)
                 stopped = result.candidates and result.candidates[0].stop_reason == StopReason.CANCELLED
                 answer = RequestCancelled(request.request_id) if stop.is_set() or stopped else result
         except torch.OutOfMemoryError as exc:

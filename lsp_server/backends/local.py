@@ -41,12 +41,15 @@ from codegen_lsp.inference.protocol import (
     ModelSpec,
     Ping,
     Pong,
+    PrefillRequest,
     RequestCancelled,
     RequestFailed,
     Shutdown,
     WorkerEvent,
     WorkerExited,
+    WorkerRequest,
 )
+from codegen_lsp.lsp_server.backends import BackendError, BackendRequestCancelled, BackendState
 
 log = logging.getLogger("codegen_lsp.client")
 
@@ -57,15 +60,9 @@ STALL_AFTER_S = 20.0  # no answer to a ping for this long: the worker is stuck (
 REQUEST_TIMEOUT_S = 120.0  # no progress on a request for this long: it fails (generous: a slow CPU's prefill)
 
 
-class EngineError(Exception):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-class RequestCancelledError(Exception):
-    """The request was cancelled, or superseded by a newer request for the same document."""
+# The local backend's names for the backends' errors (tests and the remote backend import them from here).
+EngineError = BackendError
+RequestCancelledError = BackendRequestCancelled
 
 
 def describe_exit(code: int | None) -> str:
@@ -97,7 +94,7 @@ class EngineClient:
         self.ping_interval_s = ping_interval_s
         self.stall_after_s = stall_after_s
         self.request_timeout_s = request_timeout_s
-        self.state = "stopped"  # stopped | loading | ready | failed
+        self.state = BackendState.STOPPED
         self.ready_info: ModelReady | None = None
         self.load_error: LoadFailed | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,7 +140,7 @@ class EngineClient:
         self.ready_info, self.load_error = None, None
         self._unanswered_since, self._progress_at, self._steps = None, time.monotonic(), -1
         self._outbox = queue.SimpleQueue()
-        self._set_state("loading")
+        self._set_state(BackendState.LOADING)
         threading.Thread(target=self._read, args=(parent, generation), name="worker-reader", daemon=True).start()
         threading.Thread(target=_write, args=(parent, self._outbox), name="worker-writer", daemon=True).start()
         log.info("started inference worker pid %s for %s", process.pid, self.spec.model)
@@ -177,7 +174,7 @@ class EngineClient:
 
     async def stop(self) -> None:
         """Ask the worker to finish, then make sure it is gone. Pending requests are cancelled."""
-        self._set_state("stopped")
+        self._set_state(BackendState.STOPPED)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
@@ -185,7 +182,7 @@ class EngineClient:
 
     async def reload(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self._set_state("stopped")
+        self._set_state(BackendState.STOPPED)
         await self._end_worker()
         self._crashes = 0
         self._spawn()
@@ -196,7 +193,7 @@ class EngineClient:
             self._restart_handle = None
         process, conn, outbox = self._process, self._conn, self._outbox
         self._process, self._conn, self._current, self._outbox = None, None, -1, None
-        self._fail_pending(RequestCancelledError("the engine is stopping"))
+        self._fail_pending(BackendRequestCancelled("the engine is stopping"))
         if outbox is not None:
             outbox.put(Shutdown())
             outbox.put(None)  # the writer ends
@@ -215,7 +212,7 @@ class EngineClient:
     async def wait_ready(self, timeout: float | None = None) -> ModelReady:
         async def wait() -> ModelReady:
             while True:
-                if self.state == "ready" and self.ready_info is not None:
+                if self.state is BackendState.READY and self.ready_info is not None:
                     return self.ready_info
                 self._raise_if_unusable()
                 await self._wait_change()
@@ -223,6 +220,13 @@ class EngineClient:
         return await asyncio.wait_for(wait(), timeout)
 
     async def generate(self, request: CompletionRequest) -> CompletionResult:
+        return await self._submit(request)
+
+    async def prefill(self, request: PrefillRequest) -> CompletionResult:
+        """The worker fills the document's KV cache while the person reads (see PrefillRequest)."""
+        return await self._submit(request)
+
+    async def _submit(self, request: WorkerRequest) -> CompletionResult:
         assert self._loop is not None
         request_id = request.request_id
         future: asyncio.Future = self._loop.create_future()
@@ -231,9 +235,9 @@ class EngineClient:
         older = self._documents.get(request.document)
         self._documents[request.document] = request_id
         if older is not None:
-            self._answer(older, RequestCancelledError(f"request {older} was superseded by {request_id}"))
+            self._answer(older, BackendRequestCancelled(f"request {older} was superseded by {request_id}"))
         try:
-            while self._conn is None or self.state not in ("loading", "ready"):
+            while self._conn is None or not self.state.usable:
                 self._raise_if_unusable()
                 # A restart is pending: the heartbeat times the request out if it never comes.
                 change = asyncio.ensure_future(self._wait_change())
@@ -256,9 +260,9 @@ class EngineClient:
                 del self._documents[request.document]
 
     def cancel(self, request_id: int) -> None:
-        """Stop working on `request_id`: its `generate` raises RequestCancelledError now, not when the worker
+        """Stop working on `request_id`: its `generate` raises BackendRequestCancelled now, not when the worker
         confirms (a stuck worker never does)."""
-        self._answer(request_id, RequestCancelledError(f"request {request_id} was cancelled"))
+        self._answer(request_id, BackendRequestCancelled(f"request {request_id} was cancelled"))
         self._send(CancelRequest(request_id))
 
     def _answer(self, request_id: int, outcome: object) -> None:
@@ -286,7 +290,7 @@ class EngineClient:
         if self._process is None or self._conn is None:
             for request_id in list(self._pending):  # waiting for a restart that may never come
                 if now - self._sent_at.get(request_id, now) > self.request_timeout_s:
-                    self._answer(request_id, EngineError(ErrorKind.TIMEOUT, "no inference worker is running"))
+                    self._answer(request_id, BackendError(ErrorKind.TIMEOUT, "no inference worker is running"))
             return
         unanswered = self._unanswered_since
         if unanswered is not None and now - unanswered > self.stall_after_s:
@@ -306,7 +310,7 @@ class EngineClient:
             if waited > self.request_timeout_s:
                 self._answer(
                     request_id,
-                    EngineError(
+                    BackendError(
                         ErrorKind.TIMEOUT, f"the inference worker made no progress on the request for {waited:.0f} s"
                     ),
                 )
@@ -320,16 +324,16 @@ class EngineClient:
     # --- events -----------------------------------------------------------------------------------------------
 
     def _raise_if_unusable(self) -> None:
-        if self.state == "failed" and self.load_error is not None:
-            raise EngineError(self.load_error.kind, self.load_error.message)
-        if self.state == "stopped":
-            raise EngineError(ErrorKind.INTERNAL, "the inference engine is stopped")
+        if self.state is BackendState.FAILED and self.load_error is not None:
+            raise BackendError(self.load_error.kind, self.load_error.message)
+        if self.state is BackendState.STOPPED:
+            raise BackendError(ErrorKind.INTERNAL, "the inference engine is stopped")
 
     async def _wait_change(self) -> None:
         self._changed.clear()
         await self._changed.wait()
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: BackendState) -> None:
         self.state = state
         self._changed.set()
 
@@ -348,19 +352,19 @@ class EngineClient:
             self._answer(message.request_id, message)
             return
         if isinstance(message, RequestCancelled):
-            self._answer(message.request_id, RequestCancelledError(f"request {message.request_id} was cancelled"))
+            self._answer(message.request_id, BackendRequestCancelled(f"request {message.request_id} was cancelled"))
             return
         if isinstance(message, RequestFailed):
-            self._answer(message.request_id, EngineError(message.kind, message.message))
+            self._answer(message.request_id, BackendError(message.kind, message.message))
             return
         if isinstance(message, ModelReady):
             self.ready_info = message
             self._ready_at = time.monotonic()
-            self._set_state("ready")
+            self._set_state(BackendState.READY)
         elif isinstance(message, LoadFailed):
             self.load_error = message
-            self._set_state("failed")
-            self._fail_pending(EngineError(message.kind, message.message))
+            self._set_state(BackendState.FAILED)
+            self._fail_pending(BackendError(message.kind, message.message))
         self._emit(message)  # LoadProgress, ModelReady, LoadFailed
 
     def _on_worker_gone(self, generation: int) -> None:
@@ -373,9 +377,9 @@ class EngineClient:
         if self._outbox is not None:
             self._outbox.put(None)  # the writer ends
         self._process, self._conn, self._current, self._outbox = None, None, -1, None
-        if self.state in ("failed", "stopped"):
+        if not self.state.usable:
             return  # the worker reported a load failure and ended, or we stopped it
-        if self.state == "ready" and time.monotonic() - self._ready_at > STABLE_AFTER_S:
+        if self.state is BackendState.READY and time.monotonic() - self._ready_at > STABLE_AFTER_S:
             self._crashes = 0
         delay = self.restart_delays[min(self._crashes, len(self.restart_delays) - 1)]
         self._crashes += 1
@@ -386,8 +390,8 @@ class EngineClient:
         )
         message = f"the inference worker {why}; restarting in {delay:g} s"
         log.error(message)
-        self._fail_pending(EngineError(ErrorKind.WORKER_DIED, message))
-        self._set_state("loading")
+        self._fail_pending(BackendError(ErrorKind.WORKER_DIED, message))
+        self._set_state(BackendState.LOADING)
         self._emit(WorkerExited(code, message, restarting=True, restart_in_s=delay))
         assert self._loop is not None
         self._restart_handle = self._loop.call_later(delay, self._spawn)
@@ -411,7 +415,7 @@ def _write(conn: Connection, outbox: queue.SimpleQueue) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def well_formed(request: CompletionRequest) -> CompletionRequest:
+def well_formed(request: WorkerRequest) -> WorkerRequest:
     """JSON lets a client send lone surrogates ("\\ud800"); no tokenizer takes them. Each becomes U+FFFD, one
     code point for one, so every offset into the prompt stays right."""
     prompt = request.prompt

@@ -32,10 +32,12 @@ from codegen_lsp.inference.protocol import (
     CompletionRequest,
     CompletionResult,
     ErrorKind,
+    PrefillRequest,
     StopReason,
     Timings,
 )
 from codegen_lsp.inference.rules.window import fit_window
+from codegen_lsp.lsp_server.backends import BackendState, RemoteSpec
 from codegen_lsp.lsp_server.backends.local import EngineError, RequestCancelledError, well_formed
 
 __all__ = ["OpenAIBackend", "RemoteSpec", "load_model_files"]
@@ -44,16 +46,6 @@ log = logging.getLogger("codegen_lsp.remote")
 
 RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 TOKENIZER_PROBE = "def fibonacci(n):\n    if n < 2:\n        return n\n"
-
-
-@dataclass(frozen=True)
-class RemoteSpec:
-    """Where the remote backend is. These defaults are the settings' defaults."""
-
-    url: str = "http://127.0.0.1:8000/v1"  # the API base: .../v1
-    model: str | None = None  # the served model's name; None: the server's only one
-    api_key_env: str | None = None  # the NAME of an environment variable holding the key
-    timeout_ms: int = 10000  # one request, connection to last byte
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ class OpenAIBackend:
     ) -> None:
         self.spec = spec
         self.files = files
-        self.state = "loading"  # loading | ready | failed | stopped
+        self.state = BackendState.LOADING
         self.served_model: str | None = None
         self._on_status = on_status or (lambda kind, message: None)
         self._client: Any = None  # httpx.AsyncClient, imported when the backend starts
@@ -127,11 +119,11 @@ class OpenAIBackend:
         try:
             await self._connect()
         except EngineError as error:
-            if self.state != "failed":
+            if self.state is not BackendState.FAILED:
                 self._went_down(error.message)
 
     async def stop(self) -> None:
-        self.state = "stopped"
+        self.state = BackendState.STOPPED
         for task in list(self._running.values()):
             task.cancel()
         if self._client is not None:
@@ -156,8 +148,8 @@ class OpenAIBackend:
             raise EngineError(ErrorKind.MODEL_NOT_FOUND, "unknown model")
         self.served_model = wanted
         await self._check_tokenizer()
-        if self.state != "failed":
-            self.state = "ready"
+        if self.state is not BackendState.FAILED:
+            self.state = BackendState.READY
             log.info("remote backend: %s at %s", wanted, self.spec.url)
 
     async def _check_tokenizer(self) -> None:
@@ -186,9 +178,9 @@ class OpenAIBackend:
     # -- requests ------------------------------------------------------------------------------------------
 
     async def generate(self, request: CompletionRequest) -> CompletionResult:
-        if self.state == "failed":
+        if self.state is BackendState.FAILED:
             raise EngineError(ErrorKind.BAD_CONFIG, "the remote backend is not usable (see the message)")
-        if self.state == "stopped" or self._client is None:
+        if self.state is BackendState.STOPPED or self._client is None:
             raise EngineError(ErrorKind.INTERNAL, "the remote backend is stopped")
         now = time.monotonic()
         if now < self._down_until:
@@ -200,7 +192,7 @@ class OpenAIBackend:
         assert task is not None
         self._running[request.request_id] = task
         try:
-            if self.state != "ready":
+            if self.state is not BackendState.READY:
                 await self._connect()
             result = await asyncio.wait_for(self._generate(request), self.spec.timeout_ms / 1000)
         except asyncio.CancelledError:
@@ -219,6 +211,10 @@ class OpenAIBackend:
             self._cancelled.discard(request.request_id)
         self._came_back()
         return result
+
+    async def prefill(self, request: PrefillRequest) -> None:
+        """Nothing to do ahead of the first keystroke: the server keeps its own prefix cache."""
+        return None
 
     def cancel(self, request_id: int) -> None:
         task = self._running.get(request_id)
@@ -345,7 +341,7 @@ class OpenAIBackend:
 
     def _fail(self, message: str) -> None:
         """Not a passing outage: nothing to retry until the settings change."""
-        self.state = "failed"
+        self.state = BackendState.FAILED
         self._on_status("failed", message)
 
     def _went_down(self, message: str) -> None:
