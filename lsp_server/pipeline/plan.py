@@ -62,6 +62,13 @@ class Plan:
     ctx: CompletionContext
     mode: Mode
     rule: StopRule
+    snippets: str = ""  # other files' code as comments, before the file's text (lsp_server/workspace/snippets.py)
+    file_start: int = 0  # where the file's text in the prompt starts in ctx.prompt (snippets take part of the budget)
+
+    @property
+    def prompt(self) -> str:
+        """What the backend is asked: the snippets, then the file's text before the cursor."""
+        return self.snippets + self.ctx.prompt[self.file_start :]
 
 
 def plan(
@@ -82,4 +89,4 @@ def plan(
 def engine_request(planned: Plan, settings: Settings, *, request_id: int, document: str) -> CompletionRequest:
     """What the model backend is asked: the prompt and the generation options with the plan's stop rule."""
     options = settings.generation_options(planned.rule)
-    return CompletionRequest(request_id, document, planned.ctx.prompt, options)
+    return CompletionRequest(request_id, document, planned.prompt, options)
