@@ -66,6 +66,7 @@ class Completer:
         self.typed_through = TypedThroughCache()
         self.stats: Counter[str] = Counter()
         self._prefills: set[asyncio.Future] = set()
+        self.on_generating: Callable[[bool], None] = lambda started: None  # the server's status: busy or not
 
     async def get_completions(
         self,
@@ -119,6 +120,7 @@ class Completer:
         self._inflight[uri] = request_id
         self.stats["engine_requests"] += 1
         sent = time.perf_counter()
+        self.on_generating(True)
         try:
             result = await backend.generate(request)
         except BackendRequestCancelled:
@@ -128,6 +130,7 @@ class Completer:
             log.warning("%s: no completion: %s", tag, error.message)
             return Outcome([], cursor, planned, "error", error.message)
         finally:
+            self.on_generating(False)
             if self._inflight.get(uri) == request_id:
                 del self._inflight[uri]
         if self._tickets.get(uri) != ticket:

@@ -30,14 +30,16 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.capabilities import get_capability
+from pygls.exceptions import JsonRpcInvalidParams
 
-from codegen_lsp.lsp_server.completer import Completer
+from codegen_lsp.lsp_server.completer import Completer, Outcome
 from codegen_lsp.lsp_server.documents import Change, DocumentStore
 from codegen_lsp.lsp_server.items import completion_items, inline_items
 from codegen_lsp.lsp_server.logging_setup import CLIENT_HANDLER, set_level
 from codegen_lsp.lsp_server.pipeline import completed_language
 from codegen_lsp.lsp_server.rpc import CodegenProtocol, StreamServer
 from codegen_lsp.lsp_server.settings import SECTION_NAMES, Settings, needs_reload, parse_settings, to_wire
+from codegen_lsp.lsp_server.status import SET_ENABLED_COMMAND, STATUS_METHOD, TOGGLE_COMMAND, StatusBoard
 from codegen_lsp.lsp_server.supervisor import Supervisor
 
 __all__ = ["CodegenLanguageServer", "DEBUG_ENV", "VERSION", "server"]
@@ -55,8 +57,10 @@ class CodegenLanguageServer(StreamServer):
         super().__init__("codegen-lsp", VERSION, protocol_cls=CodegenProtocol, max_workers=2)
         self.documents = DocumentStore()
         self.settings = Settings()
+        self.status = StatusBoard(self._send_status)  # what every editor shows, and the on/off switches
         self.supervisor = Supervisor(self)
         self.completer = Completer(lambda: self.supervisor.backend)
+        self.completer.on_generating = self.status.generating
         self.initialized = False
         self.stopping: asyncio.Future | None = None  # held: asyncio keeps only weak references to tasks
         self._shown: set[str] = set()
@@ -156,13 +160,29 @@ class CodegenLanguageServer(StreamServer):
 
     async def on_serve_end(self) -> None:
         CLIENT_HANDLER.disconnect()
+        self.status.close()
         await self.supervisor.stop()
+
+    def _send_status(self, status: dict[str, Any]) -> None:
+        if self.initialized and self.protocol.writer is not None:
+            self.protocol.notify(STATUS_METHOD, status)
 
     def _log_to_client(self, level: int, text: str) -> None:
         if self.initialized and self.protocol.writer is not None:
             self.send_log(level, text)
 
     async def get_completions(self, uri: str, position: types.Position, invoked: bool, kind: str):
+        document = self.documents.get(uri)
+        if document is not None and not self.status.allows(document.language_id, uri):
+            self.completer.stats["switched_off"] += 1
+            log.debug("no items: completions are switched off for %s", uri)
+            return Outcome([], source="skipped", detail="switched off")
+        outcome = await self._complete(uri, position, invoked, kind)
+        if outcome.source == "backend":
+            self.status.answered(outcome.timings["total_ms"])
+        return outcome
+
+    async def _complete(self, uri: str, position: types.Position, invoked: bool, kind: str):
         return await self.completer.get_completions(
             uri,
             self.documents.get(uri),
@@ -192,6 +212,7 @@ def initialize(ls: CodegenLanguageServer, params: types.InitializeParams) -> Non
 @server.feature(types.INITIALIZED)
 async def initialized(ls: CodegenLanguageServer, params: types.InitializedParams) -> None:
     ls.initialized = True
+    ls.status.resend()
     log.info(
         "position encoding %s; progress %s; inline completion %s",
         ls.encoding,
@@ -310,6 +331,33 @@ async def completion(ls: CodegenLanguageServer, params: types.CompletionParams) 
     return completion_items(
         outcome.items, outcome.planned.ctx.line_prefix, outcome.cursor, ls.encoding, markdown_language
     )
+
+
+# -- status and on/off (lsp_server/status.py) ---------------------------------------------------------------
+
+
+@server.feature(STATUS_METHOD)
+def status(ls: CodegenLanguageServer, params: Any) -> dict[str, Any]:
+    return ls.status.current()
+
+
+@server.command(SET_ENABLED_COMMAND)
+def set_enabled(ls: CodegenLanguageServer, *arguments: Any) -> dict[str, Any]:
+    try:
+        if len(arguments) != 1:
+            raise ValueError(f"{SET_ENABLED_COMMAND} takes one argument object, not {len(arguments)} arguments")
+        status = ls.status.set_enabled(arguments[0])
+    except ValueError as error:
+        raise JsonRpcInvalidParams(str(error)) from None
+    log.info("switches: %s", {k: status[k] for k in ("enabled", "snoozedUntil", "disabledLanguages", "disabledUris")})
+    return status
+
+
+@server.command(TOGGLE_COMMAND)
+def toggle(ls: CodegenLanguageServer, *arguments: Any) -> dict[str, Any]:
+    status = ls.status.toggle()
+    log.info("switches: completions %s", "on" if status["enabled"] else "off")
+    return status
 
 
 # -- debugging (CODEGEN_LSP_DEBUG=1 only: not part of the advertised surface otherwise) ----------------------

@@ -18,6 +18,7 @@ from lsprotocol import types
 
 from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
 from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendState
+from codegen_lsp.lsp_server.status import State, loaded_model_name
 
 if TYPE_CHECKING:
     from codegen_lsp.lsp_server.backends.local import EngineClient
@@ -69,6 +70,7 @@ class Supervisor:
             files = await asyncio.to_thread(load_model_files, settings.model.model, settings.model.revision)
         except BackendError as error:
             self._end_progress("the tokenizer could not be loaded")
+            self._ls.status.set(State.ERROR, error.message)
             self._ls.show(
                 types.MessageType.Error, f"codegen-lsp: {error.message}. No completions until the settings change."
             )
@@ -77,11 +79,14 @@ class Supervisor:
         await backend.start()
         if backend.state is BackendState.READY:
             self._end_progress(f"{backend.served_model} at {remote.url} ready")
+            facts = {"model": backend.served_model, "device": remote.url, "dtype": None, "backend": "openai"}
+            self._ls.status.set(State.READY, "ready", **facts)
         else:
             self._end_progress(f"{remote.url}: {backend.state.value}")
 
     def _remote_status(self, kind: str, message: str) -> None:
         """The remote backend went down, came back, or cannot be used: said once per change."""
+        self._ls.status.remote_event(kind, message)
         if kind == "up":
             self._ls.show(types.MessageType.Info, f"codegen-lsp: {message}")
         elif kind == "down":
@@ -111,6 +116,7 @@ class Supervisor:
     async def _stop_backend(self) -> None:
         backend, self.backend, self._local = self.backend, None, None
         self._end_progress("stopped")
+        self._ls.status.set(State.STOPPED, "stopped")
         if backend is None:
             return
         try:
@@ -127,7 +133,8 @@ class Supervisor:
             if self._progress is not None:
                 self._progress.report(event.message, event.fraction)
         elif isinstance(event, ModelReady):
-            message = f"{event.model} ready on {event.device} ({event.dtype}) in {event.load_ms / 1000:.1f} s"
+            model = loaded_model_name(event.model, event.resolved)  # the bundled one, when it stood in
+            message = f"{model} ready on {event.device} ({event.dtype}) in {event.load_ms / 1000:.1f} s"
             log.info("model: %s, from %s", message, event.resolved)
             self._end_progress(message)
             if event.warning:
@@ -147,10 +154,12 @@ class Supervisor:
             else:
                 show(types.MessageType.Warning, f"codegen-lsp: {event.message}", once="worker-exited")
                 self._begin_progress("restarting the model worker")
+        self._ls.status.worker_event(event, self._ls.settings.model.model)  # after the progress: it has the fraction
 
     # -- progress ----------------------------------------------------------------------------------------------
 
     def _begin_progress(self, message: str) -> None:
+        self._ls.status.loading(message, backend=self._ls.settings.backend.backend)
         if self._progress is not None and not self._progress.ended:
             self._progress.report(message, None)
             return
