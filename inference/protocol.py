@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "Salesforce/codegen-350M-mono"
 # The names the dtype setting takes (inference/model/device.py maps them to torch types; the server cannot import it).
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")
-QUANTIZED_DTYPES = ("int8",)  # weight formats: the activations and KV cache then use the CPU's best float type
+QUANTIZED_DTYPES = ("int8", "int4")  # weight formats: the activations and KV cache then use the CPU's best float type
 DTYPE_CHOICES = ("auto", *FLOAT_DTYPES, *QUANTIZED_DTYPES)
 
 
