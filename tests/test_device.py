@@ -55,8 +55,8 @@ def test_explicit_dtypes(name, dtype):
 
 
 def test_unknown_dtype_is_named():
-    with pytest.raises(ModelLoadError, match="int4"):
-        resolve_dtype("int4", torch.device("cpu"))
+    with pytest.raises(ModelLoadError, match="int2"):
+        resolve_dtype("int2", torch.device("cpu"))
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -97,3 +97,7 @@ def test_int8_on_cuda_is_refused_with_the_way_out():
     with pytest.raises(ModelLoadError, match="CPU only.*float16") as info:
         resolve_dtype("int8", torch.device("cuda"))
     assert info.value.kind.name == "BAD_CONFIG"
+
+
+def test_int4_on_cuda_runs_in_bfloat16():
+    assert resolve_dtype("int4", torch.device("cuda")) == torch.bfloat16

@@ -8,7 +8,7 @@ become one (E, E + I) matrix. The mapping is a pure row/column permutation, so i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -96,8 +96,19 @@ def to_ours(
     dtype: torch.dtype,
     on_layer: Callable[[int], None] | None = None,
 ) -> dict[str, Tensor]:
-    """Our state dict from a checkpoint; `get(key)` returns one checkpoint tensor (read lazily, one at a time,
-    so that at most one layer's temporaries exist beside the model). on_layer(i) follows each layer."""
+    """Our state dict from a checkpoint (converted_tensors, gathered)."""
+    return dict(converted_tensors(get, config, dtype, on_layer))
+
+
+def converted_tensors(
+    get: Callable[[str], Tensor],
+    config: CodeGenConfig,
+    dtype: torch.dtype,
+    on_layer: Callable[[int], None] | None = None,
+) -> Iterator[tuple[str, Tensor]]:
+    """Our state dict's (key, tensor) pairs from a checkpoint, layer by layer; `get(key)` returns one checkpoint
+    tensor (read lazily, one at a time), so a consumer that keeps (or quantizes) each tensor as it arrives holds
+    at most one layer's temporaries beside the model. on_layer(i) follows each layer."""
     shapes = expected_shapes(config)
 
     def tensor(key: str) -> Tensor:
@@ -109,27 +120,28 @@ def to_ours(
         return t.to(dtype)
 
     order = qkv_row_order(config)
-    state = {
-        "wte.weight": tensor("transformer.wte.weight"),
-        "ln_f.weight": tensor("transformer.ln_f.weight"),
-        "ln_f.bias": tensor("transformer.ln_f.bias"),
-        "lm_head.bias": tensor("lm_head.bias"),
-    }
+    wte = tensor("transformer.wte.weight")
+    yield "wte.weight", wte
+    yield "ln_f.weight", tensor("transformer.ln_f.weight")
+    yield "ln_f.bias", tensor("transformer.ln_f.bias")
+    yield "lm_head.bias", tensor("lm_head.bias")
     # A tied head is the embedding itself: the same tensor, assigned to both.
-    state["lm_head.weight"] = state["wte.weight"] if config.tie_word_embeddings else tensor("lm_head.weight")
+    yield "lm_head.weight", wte if config.tie_word_embeddings else tensor("lm_head.weight")
+    del wte
     for i in range(config.n_layer):
         p = f"transformer.h.{i}."
         qkv = tensor(p + "attn.qkv_proj.weight")[order]  # (3E, E)
-        state[f"h.{i}.in_proj.weight"] = torch.cat((qkv, tensor(p + "mlp.fc_in.weight")))  # (3E + I, E)
-        state[f"h.{i}.fc_in_bias"] = tensor(p + "mlp.fc_in.bias")
+        yield f"h.{i}.in_proj.weight", torch.cat((qkv, tensor(p + "mlp.fc_in.weight")))  # (3E + I, E)
+        del qkv
+        yield f"h.{i}.fc_in_bias", tensor(p + "mlp.fc_in.bias")
         out = (tensor(p + "attn.out_proj.weight"), tensor(p + "mlp.fc_out.weight"))
-        state[f"h.{i}.out_proj.weight"] = torch.cat(out, dim=1)  # (E, E + I)
-        state[f"h.{i}.out_proj.bias"] = tensor(p + "mlp.fc_out.bias")
-        state[f"h.{i}.ln_1.weight"] = tensor(p + "ln_1.weight")
-        state[f"h.{i}.ln_1.bias"] = tensor(p + "ln_1.bias")
+        yield f"h.{i}.out_proj.weight", torch.cat(out, dim=1)  # (E, E + I)
+        del out
+        yield f"h.{i}.out_proj.bias", tensor(p + "mlp.fc_out.bias")
+        yield f"h.{i}.ln_1.weight", tensor(p + "ln_1.weight")
+        yield f"h.{i}.ln_1.bias", tensor(p + "ln_1.bias")
         if on_layer is not None:
             on_layer(i)
-    return state
 
 
 def to_checkpoint(state: dict[str, Tensor], config: CodeGenConfig) -> dict[str, Tensor]:

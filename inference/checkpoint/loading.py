@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor, nn
 
 from codegen_lsp.inference.checkpoint.config import CodeGenConfig
 from codegen_lsp.inference.checkpoint.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
-from codegen_lsp.inference.checkpoint.layout import check_keys, to_ours
+from codegen_lsp.inference.checkpoint.layout import check_keys, converted_tensors
 from codegen_lsp.inference.checkpoint.weights import open_weights
 from codegen_lsp.inference.errors import ModelLoadError
 from codegen_lsp.inference.model.codegen import CodeGen, rotary_tables
 from codegen_lsp.inference.model.device import dtype_name, resolve_device, resolve_dtype, resolve_quantization
+from codegen_lsp.inference.model.int4 import int4_kernel_problem
 from codegen_lsp.inference.model.kernels import onednn_packing_available, pack_for_onednn, release_freed_memory
-from codegen_lsp.inference.model.quantize import quantize_int8
+from codegen_lsp.inference.model.quantize import WeightFormat, quantized_projection
 from codegen_lsp.inference.protocol import ErrorKind, ModelSpec
 from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
 
@@ -31,7 +34,7 @@ class LoadedModel:
     folder: Path
     load_ms: float
     warning: str | None = None  # said once to the person, e.g. that the bundled model stands in
-    quantized: str | None = None  # "int8": the projections' weights
+    quantized: str | None = None  # "int8" or "int4": the projections' weights
 
     @property
     def dtype_name(self) -> str:
@@ -46,11 +49,11 @@ def load_weights(
     device: torch.device,
     dtype: torch.dtype,
     report: Progress | None = None,
-    quantized: str | None = None,
+    quantized: str | WeightFormat | None = None,
 ) -> CodeGen:
-    """Build the model on the meta device and assign the converted tensors: one copy of the weights in memory.
-    int8 weights are quantized from that copy one matrix at a time, each float matrix freed as it goes (peak:
-    the model in `dtype`, as for a float load)."""
+    """Build the model on the meta device and give it the checkpoint's tensors as they are read, one at a time:
+    one copy of the weights in memory. Quantized weights are quantized as each matrix arrives, so the float
+    model never exists: peak memory is the quantized model plus one layer's float tensors."""
     with torch.device("meta"):
         model = CodeGen(config)
 
@@ -58,19 +61,64 @@ def load_weights(
         if report:
             report(f"loading layer {i + 1} of {config.n_layer}", (i + 1) / config.n_layer)
 
+    form = WeightFormat(quantized) if isinstance(quantized, str) else quantized
     source = open_weights(folder)
     check_keys(source.keys(), config, source.description)
-    state = to_ours(lambda key: source.get(key).to(device), config, dtype, on_layer)
-    model.load_state_dict(state, strict=True, assign=True)
-    del state  # the model holds the only reference: packing below frees each plain matrix as it goes
-    if quantized == "int8":
-        quantize_int8(model)
-    elif device.type == "cpu" and dtype in (torch.bfloat16, torch.float32) and onednn_packing_available():
-        pack_for_onednn(model.projections())
+    tensors = converted_tensors(lambda key: source.get(key).to(device), config, dtype, on_layer)
+    targets = (
+        set()
+        if form is None
+        else {name for name, m in model.named_modules() if m in model.projections(form.quantizes_head)}
+    )
+
+    def quantize(weight: Tensor, bias: Tensor | None) -> nn.Module | None:
+        return quantized_projection(weight, bias, form, dtype)
+
+    assign_as_they_arrive(model, tensors, targets, quantize)
+    floats = [p for p in model.projections() if isinstance(p, nn.Linear)]
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float32) and onednn_packing_available():
+        pack_for_onednn(floats)
     cos, sin = rotary_tables(config.n_positions, config.rotary_dim)
     model.rotary_cos, model.rotary_sin = cos.to(device), sin.to(device)
     release_freed_memory()  # what conversion (fusing, casting) allocated and freed on the way
     return model.eval().requires_grad_(False)
+
+
+def assign_as_they_arrive(
+    model: nn.Module,
+    tensors: Iterable[tuple[str, Tensor]],
+    targets: set[str],
+    quantize: Callable[[Tensor, Tensor | None], nn.Module | None],
+) -> None:
+    """Give each module of a meta-device `model` its tensors from the (key, tensor) stream: once a module has all
+    of its parameters, a module named in `targets` is replaced by quantize(weight, bias) (unless that is None)
+    and the float tensors dropped; any other module takes them as its parameters. A tensor that arrives twice
+    (a tied head is the embedding) stays one parameter."""
+    modules = dict(model.named_modules())
+    pending: dict[str, dict[str, Tensor]] = {}
+    parameters: dict[int, tuple[Tensor, nn.Parameter]] = {}  # id(tensor) -> (it, kept alive; its parameter)
+    for key, tensor in tensors:
+        owner, _, name = key.rpartition(".")
+        module = modules[owner]
+        arrived = pending.setdefault(owner, {})
+        arrived[name] = tensor
+        del tensor
+        if set(arrived) != {n for n, p in module.named_parameters(recurse=False)}:
+            continue
+        del pending[owner]
+        replacement = quantize(arrived["weight"], arrived.get("bias")) if owner in targets else None
+        if replacement is not None:
+            model.set_submodule(owner, replacement)
+            del replacement
+            release_freed_memory()
+            continue
+        for n, t in arrived.items():
+            if id(t) not in parameters:
+                parameters[id(t)] = (t, nn.Parameter(t, requires_grad=False))
+            setattr(module, n, parameters[id(t)][1])
+    missing = [n for n, p in model.named_parameters() if p.is_meta]
+    if missing or pending:
+        raise ModelLoadError(f"the checkpoint left parameters unset: {', '.join(missing or pending)}")
 
 
 def load_tokenizer(folder: Path, config: CodeGenConfig) -> CodeGenTokenizer:
@@ -88,17 +136,29 @@ def load_tokenizer(folder: Path, config: CodeGenConfig) -> CodeGenTokenizer:
 
 
 def load_folder(
-    folder: str | Path, device: str = "auto", dtype: str = "auto", report: Progress | None = None
+    folder: str | Path,
+    device: str = "auto",
+    dtype: str = "auto",
+    report: Progress | None = None,
+    weight_format: WeightFormat | None = None,
 ) -> LoadedModel:
+    """The model in `folder`; `weight_format` overrides the int8/int4 defaults of `dtype` (group size, head)."""
     start = time.perf_counter()
     folder = Path(folder)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     quantized = resolve_quantization(dtype)
+    if quantized == "int4" and (problem := int4_kernel_problem(torch_device)):
+        raise ModelLoadError(
+            f"dtype 'int4' needs torch's int4 kernel on {torch_device.type}: {problem}; use dtype "
+            f"{'int8 or ' if torch_device.type == 'cpu' else ''}{dtype_name(resolve_dtype('auto', torch_device))}",
+            ErrorKind.BAD_CONFIG,
+        )
     config = CodeGenConfig.from_file(folder / "config.json")
     tokenizer = load_tokenizer(folder, config)
     try:
-        model = load_weights(folder, config, torch_device, torch_dtype, report, quantized)
+        form = weight_format or (WeightFormat(quantized) if quantized else None)
+        model = load_weights(folder, config, torch_device, torch_dtype, report, form)
     except torch.OutOfMemoryError as exc:
         raise ModelLoadError(
             f"out of memory loading {folder} on {torch_device} in {dtype_name(torch_dtype)}: "

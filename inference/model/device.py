@@ -52,7 +52,10 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """The type of activations and the KV cache (and of the weights unless quantized). "auto": float16 on CUDA;
-    on the CPU bfloat16 where the CPU has native bf16, else float32. "int8" (weights): the CPU's auto type."""
+    on the CPU bfloat16 where the CPU has native bf16, else float32. "int8" (weights, CPU only) and "int4"
+    (weights): the CPU's auto type; int4 on CUDA: bfloat16 (what _weight_int4pack_mm takes)."""
+    if dtype == "int4" and device.type == "cuda":
+        return torch.bfloat16
     if dtype in QUANTIZED:
         if device.type != "cpu":
             raise ModelLoadError(
@@ -74,7 +77,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def resolve_quantization(dtype: str) -> str | None:
-    """The weight format a dtype setting asks for ("int8"), or None for float weights."""
+    """The weight format a dtype setting asks for ("int8", "int4"), or None for float weights."""
     return dtype if dtype in QUANTIZED else None
 
 

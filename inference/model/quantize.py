@@ -24,12 +24,14 @@ Per-token scales keep one token's outliers out of every other token's resolution
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from codegen_lsp.inference.model.codegen import CodeGen
 from codegen_lsp.inference.model.device import cpu_has_vnni
+from codegen_lsp.inference.model.int4 import DEFAULT_GROUP, QUANTIZE_HEAD_INT4, Int4Linear, group_for
 from codegen_lsp.inference.model.kernels import release_freed_memory
 
 INT8_MAX = 127
@@ -166,4 +168,55 @@ def quantize_int8(model: CodeGen, head: bool = QUANTIZE_HEAD, fbgemm: bool | Non
             if id(child) in targets:
                 setattr(parent, name, Int8Linear.from_linear(child, fbgemm))
                 del child
+                release_freed_memory()
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How the projections' weights are stored: "int8" (per channel) or "int4" (per group of `group` columns),
+    and whether the head is quantized too. The defaults are what `dtype: "int8"` / `"int4"` load; the quality
+    script and the benchmarks set the others."""
+
+    kind: str
+    group: int = DEFAULT_GROUP  # int4 only
+    head: bool | None = None  # None: QUANTIZE_HEAD for int8, QUANTIZE_HEAD_INT4 for int4
+
+    @property
+    def quantizes_head(self) -> bool:
+        if self.head is not None:
+            return self.head
+        return QUANTIZE_HEAD if self.kind == "int8" else QUANTIZE_HEAD_INT4
+
+    def describe(self) -> str:
+        head = "head too" if self.quantizes_head else "head in float"
+        return f"int4, groups of {self.group}, {head}" if self.kind == "int4" else f"int8 per channel, {head}"
+
+
+def quantized_projection(
+    weight: Tensor, bias: Tensor | None, form: WeightFormat, dtype: torch.dtype, fbgemm: bool | None = None
+) -> nn.Module | None:
+    """The quantized module standing for weight (N, K) + bias in `form`, activations in `dtype`; None when the
+    matrix cannot take that form (int4: no group size divides K), and stays a float projection."""
+    if form.kind == "int8":
+        q, scale = quantize_per_channel(weight.detach())
+        return Int8Linear(q, scale, bias, fbgemm_available() if fbgemm is None else fbgemm)
+    group = group_for(weight.shape[1], form.group)
+    if group is None:
+        return None
+    return Int4Linear.from_weight(weight, bias, group, dtype)
+
+
+def quantize_model(model: CodeGen, form: WeightFormat, dtype: torch.dtype) -> None:
+    """Swap every projection (and the head, unless tied or the form leaves it) of a loaded model for its quantized
+    form, in place, one matrix at a time (each float copy freed as it goes). Loading quantizes as the weights
+    arrive instead (checkpoint/loading.py); this is for a model already in memory (tests, training)."""
+    targets = {id(linear) for linear in model.projections(form.quantizes_head)}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) in targets:
+                weight = child.weight.to_dense() if child.weight.layout == torch._mkldnn else child.weight
+                replacement = quantized_projection(weight, child.bias, form, dtype)
+                if replacement is not None:
+                    setattr(parent, name, replacement)
+                del child, weight
                 release_freed_memory()

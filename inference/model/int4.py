@@ -1,0 +1,125 @@
+"""int4 weights (`dtype: "int4"`): weight-only, group-wise asymmetric, through torch's int4 kernels.
+
+Each projection's weight W (N, K) is cut into groups of `group` consecutive input columns; a group with minimum
+m and maximum M gets step s = (M - m) / 15, and each weight becomes q = round((w - m) / s) in [0, 15], so that
+|w - (m + q s)| <= s / 2. The kernels take the step and an offset per group as `scales_and_zeros` (K / group, N, 2)
+and compute with w = (q - 8) * s + z, so z = m + 8 s. Activations stay in the CPU's `auto` type (bf16 where
+native, else fp32; bf16 on CUDA): torch.ops.aten._weight_int4pack_mm_for_cpu on the CPU,
+torch.ops.aten._weight_int4pack_mm on CUDA (gpt-fast's int4 path), the weights packed once into each kernel's
+layout (the only copy), the bias added after in the activation type.
+
+The embedding, the norms and the KV cache are as in every other dtype; the head (lm_head) is kept in the float
+type by default (QUANTIZE_HEAD_INT4, measured in the README's int4 section).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+INT4_LEVELS = 15  # q in [0, 15]
+INT4_OFFSET = 8  # the kernels' w = (q - 8) * scale + zero
+GROUP_SIZES = (32, 64, 128)  # what the CPU kernel supports (and 256) and we measured
+DEFAULT_GROUP = 64
+QUANTIZE_HEAD_INT4 = False
+CUDA_INNER_K_TILES = 8  # gpt-fast's choice: K must be a multiple of 8 x 16 on CUDA
+_CHUNK_ROWS = 1024  # rows quantized at a time: bounds the fp32 temporaries of a large matrix
+
+
+def group_for(in_features: int, group: int) -> int | None:
+    """The group size used for a matrix of `in_features` columns: `group`, halved until it divides them, never
+    below 32 (the smallest the kernels take); None when none fits (the matrix then stays in float)."""
+    while group >= GROUP_SIZES[0]:
+        if in_features % group == 0:
+            return group
+        group //= 2
+    return None
+
+
+def quantize_groupwise(weight: Tensor, group: int) -> tuple[Tensor, Tensor, Tensor]:
+    """weight (N, K) float -> (q (N, K) int32 in [0, 15], scale (N, K / group) fp32, zero (N, K / group) fp32)
+    with weight ~ (q - 8) * scale + zero, group by group of `group` columns."""
+    N, K = weight.shape
+    G = K // group
+    q = torch.empty(N, K, dtype=torch.int32, device=weight.device)
+    scale = torch.empty(N, G, dtype=torch.float32, device=weight.device)
+    zero = torch.empty(N, G, dtype=torch.float32, device=weight.device)
+    for start in range(0, N, _CHUNK_ROWS):
+        rows = weight[start : start + _CHUNK_ROWS].to(torch.float32, copy=True).view(-1, G, group)  # (n, G, group)
+        low, high = rows.amin(dim=-1, keepdim=True), rows.amax(dim=-1, keepdim=True)  # (n, G, 1) each
+        step = ((high - low) / INT4_LEVELS).clamp_(min=torch.finfo(torch.float32).tiny)  # (n, G, 1)
+        levels = rows.sub_(low).div_(step).round_().clamp_(0, INT4_LEVELS)  # (n, G, group), in place on rows
+        q[start : start + _CHUNK_ROWS] = levels.view(-1, K)
+        scale[start : start + _CHUNK_ROWS] = step.squeeze(-1)
+        zero[start : start + _CHUNK_ROWS] = (low + INT4_OFFSET * step).squeeze(-1)
+    return q, scale, zero
+
+
+def dequantize_int4(q: Tensor, scale: Tensor, zero: Tensor) -> Tensor:
+    """The fp32 weight (N, K) an int4 weight stands for: (q - 8) * scale + zero, group by group."""
+    N, K = q.shape
+    G = scale.shape[1]
+    groups = (q.float() - INT4_OFFSET).view(N, G, K // G)  # (N, G, group)
+    return (groups * scale[..., None] + zero[..., None]).view(N, K)
+
+
+def scales_and_zeros(scale: Tensor, zero: Tensor, dtype: torch.dtype) -> Tensor:
+    """(N, G) scale and zero -> the kernels' (G, N, 2) table, in the activations' dtype."""
+    return torch.stack((scale, zero), dim=-1).transpose(0, 1).contiguous().to(dtype)  # (G, N, 2)
+
+
+def int4_kernel_problem(device: torch.device) -> str | None:
+    """Why int4 cannot run on `device` with this torch, or None when it can: the kernel is there and answers a
+    tiny product (some builds have the operator but no kernel for this CPU or GPU)."""
+    op = "_weight_int4pack_mm" if device.type == "cuda" else "_weight_int4pack_mm_for_cpu"
+    if not hasattr(torch.ops.aten, op):
+        return f"this torch ({torch.__version__}) has no {op}"
+    try:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        q, scale, zero = quantize_groupwise(torch.randn(16, 128, device=device), 32)
+        Int4Linear(q, scale, zero, None, 32, dtype)(torch.ones(1, 128, dtype=dtype, device=device))
+    except (RuntimeError, NotImplementedError) as exc:
+        return f"torch {torch.__version__}'s {op} does not run here ({str(exc).splitlines()[0]})"
+    return None
+
+
+def pack_int4(q: Tensor) -> Tensor:
+    """q (N, K) int32 in [0, 15] -> the layout the device's kernel reads."""
+    if q.device.type == "cuda":
+        pairs = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8)  # (N, K / 2): even column in the high nibble
+        return torch.ops.aten._convert_weight_to_int4pack(pairs, CUDA_INNER_K_TILES)
+    return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)  # (N, K / 2) uint8
+
+
+class Int4Linear(nn.Module):
+    """A projection with int4 weights (packed once for the device's kernel: the only copy), a scale and an offset
+    per group of `group` input columns, and a bias in the activations' dtype."""
+
+    def __init__(
+        self, q: Tensor, scale: Tensor, zero: Tensor, bias: Tensor | None, group: int, dtype: torch.dtype
+    ) -> None:
+        super().__init__()
+        self.out_features, self.in_features = q.shape
+        self.group = group
+        self.register_buffer("packed", pack_int4(q))
+        self.register_buffer("scales_and_zeros", scales_and_zeros(scale, zero, dtype))  # (G, N, 2)
+        self.register_buffer("bias", None if bias is None else bias.detach().to(dtype))  # (N,)
+        self.kernel = "_weight_int4pack_mm" if q.device.type == "cuda" else "_weight_int4pack_mm_for_cpu"
+        self._product = getattr(torch.ops.aten, self.kernel)
+
+    @classmethod
+    def from_weight(cls, weight: Tensor, bias: Tensor | None, group: int, dtype: torch.dtype) -> Int4Linear:
+        q, scale, zero = quantize_groupwise(weight.detach(), group)
+        return cls(q, scale, zero, bias, group, dtype)
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes a product reads: half a byte per weight, plus the group table."""
+        return self.packed.numel() + self.scales_and_zeros.numel() * self.scales_and_zeros.element_size()
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.reshape(-1, x.shape[-1])  # (R, K)
+        out = self._product(rows, self.packed, self.group, self.scales_and_zeros)  # (R, N)
+        if self.bias is not None:
+            out = out.add_(self.bias)
+        return out.view(*x.shape[:-1], -1)
