@@ -3,10 +3,12 @@
     codegen-lsp [serve] [--stdio | --tcp --port N] [--log-level LEVEL]
     codegen-lsp complete --model MODEL FILE --line L --character C [--json] [...]
     codegen-lsp export MODEL OUTDIR [--dtype DTYPE]
+    codegen-lsp doctor [--model MODEL] [--settings JSON] [--json]   (OK/WARN/FAIL lines; exit 1: unusable)
     codegen-lsp bench engine|typing|memory|server|remote|soak [args]   (from a checkout)
     codegen-lsp --version
 
-Only `complete`, `export` and `bench` import torch (`complete` runs the engine in this process); `serve` never does.
+Only `complete`, `doctor`, `export` and `bench` import torch (`complete` and `doctor` run the engine in this process);
+`serve` never does.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from codegen_lsp.inference.protocol import DTYPE_CHOICES, FLOAT_DTYPES
+from codegen_lsp.lsp_server.doctor import add_arguments as add_doctor_arguments
+from codegen_lsp.lsp_server.doctor import run as run_doctor
 from codegen_lsp.lsp_server.languages import LANGUAGE_IDS
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+TTY_NOTICE = (
+    "codegen-lsp: a language server; it speaks LSP on stdin/stdout and is started by your editor (see README.md). "
+    "`codegen-lsp --help` lists the commands, `codegen-lsp doctor` checks the set-up. Ctrl-C quits."
+)
 
 
 def version() -> str:
@@ -55,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     complete = commands.add_parser(
         "complete", help="complete FILE at a position, as the server would, and print the completion"
     )
-    complete.add_argument("file", type=Path)
+    complete.add_argument("file", type=Path, metavar="FILE", help="the source file to complete (UTF-8)")
     complete.add_argument("--model", default=None, help="Hub id, local folder or `bundled` (default: the setting)")
     complete.add_argument(
         "--language",
@@ -64,12 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     complete.add_argument("--line", type=int, required=True, help="0-based line")
     complete.add_argument("--character", type=int, required=True, help="0-based, in UTF-16 code units (as LSP)")
-    complete.add_argument("--max-new-tokens", type=int)
-    complete.add_argument("--temperature", type=float)
-    complete.add_argument("--num-candidates", type=int)
-    complete.add_argument("--context-tokens", type=int)
-    complete.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    complete.add_argument("--dtype", choices=DTYPE_CHOICES)
+    complete.add_argument("--max-new-tokens", type=int, help="most tokens to generate (setting maxNewTokens)")
+    complete.add_argument("--temperature", type=float, help="0: greedy; above 0: sampled (setting temperature)")
+    complete.add_argument("--num-candidates", type=int, help="how many completions to print (setting numCandidates)")
+    complete.add_argument("--context-tokens", type=int, help="most tokens of the file read (setting contextTokens)")
+    complete.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the model runs (setting device)")
+    complete.add_argument("--dtype", choices=DTYPE_CHOICES, help="weights and activations (setting dtype)")
     complete.add_argument(
         "--settings",
         default=None,
@@ -89,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="dtype of the written weights (auto: as the checkpoint stores them)",
     )
+
+    doctor = commands.add_parser("doctor", help="check the set-up: torch, device, dtype, model, speed")
+    add_doctor_arguments(doctor)
 
     bench = commands.add_parser("bench", help="benchmarks (from a checkout): `codegen-lsp bench` lists them")
     bench.add_argument("kind", nargs="?", default="")
@@ -122,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "doctor":
+        return run_doctor(args)
     if args.command in ("complete", "export"):
         try:
             return (_complete if args.command == "complete" else _export)(args)
@@ -143,9 +157,14 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or "info")
     from codegen_lsp.lsp_server.server import server
 
-    if args.tcp:
-        return server.start_tcp("127.0.0.1", args.port)
-    return server.start_io()
+    try:
+        if args.tcp:
+            return server.start_tcp("127.0.0.1", args.port)
+        if sys.stdin.isatty():  # typed in a terminal: say what it waits for instead of waiting silently
+            print(TTY_NOTICE, file=sys.stderr, flush=True)
+        return server.start_io()
+    except KeyboardInterrupt:  # Ctrl-C: a quiet exit, as a shell expects (128 + SIGINT)
+        return EXIT_INTERRUPTED
 
 
 def _bench(kind: str, args: list[str]) -> int:
