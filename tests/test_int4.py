@@ -17,11 +17,14 @@ from codegen_lsp.inference.checkpoint.hub import BUNDLED_MODEL_DIR
 from codegen_lsp.inference.checkpoint.loading import load_folder
 from codegen_lsp.inference.errors import ModelLoadError
 from codegen_lsp.inference.model import device as device_module
+from codegen_lsp.inference.model import int4 as int4_module
 from codegen_lsp.inference.model.int4 import (
     Int4Linear,
     dequantize_int4,
     group_for,
     int4_kernel_problem,
+    pack_int4,
+    quantize_and_pack,
     quantize_groupwise,
     scales_and_zeros,
 )
@@ -65,7 +68,7 @@ def test_the_int4_product_is_the_product_of_the_dequantized_weights(dtype, rows)
     torch.manual_seed(rows)
     weight, bias, group = torch.randn(96, 256), torch.randn(96), 64
     q, scale, zero = quantize_groupwise(weight, group)
-    linear = Int4Linear(q, scale, zero, bias, group, dtype)
+    linear = Int4Linear.from_levels(q, scale, zero, bias, group, dtype)
     x = torch.randn(rows, 256).to(dtype)
     table = scales_and_zeros(scale, zero, dtype).double()  # (G, N, 2) as the kernel reads it
     dequantized = dequantize_int4(q, table[..., 0].t().float(), table[..., 1].t().float()).double()
@@ -74,6 +77,14 @@ def test_the_int4_product_is_the_product_of_the_dequantized_weights(dtype, rows)
     assert out.shape == (rows, 96) and out.dtype == dtype
     tolerance = 1e-5 if dtype == torch.float32 else 2**-7  # bf16: the output (and bias) rounded to 8 bits
     assert torch.allclose(out.double(), expected, rtol=tolerance, atol=tolerance * expected.abs().max())
+
+
+def test_packing_a_matrix_chunk_by_chunk_gives_the_bytes_of_packing_it_whole():
+    torch.manual_seed(0)
+    weight = torch.randn(int4_module._CHUNK_ROWS * 2 + 64, 128)  # two full chunks and a short one
+    packed, table = quantize_and_pack(weight, 32, torch.bfloat16)
+    q, scale, zero = quantize_groupwise(weight, 32)
+    assert torch.equal(packed, pack_int4(q)) and torch.equal(table, scales_and_zeros(scale, zero, torch.bfloat16))
 
 
 def test_int4_keeps_the_leading_dimensions():

@@ -242,3 +242,40 @@ def test_weights_are_read_into_the_model_not_beside_it(tiny_model_dir, tiny_load
     tensor = source.get("transformer.h.0.mlp.fc_in.weight")
     assert tensor.is_contiguous() and tensor.dtype == torch.float32
     assert torch.equal(tensor, load_file(tiny_model_dir / "model.safetensors")["transformer.h.0.mlp.fc_in.weight"])
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "sharded", "bin"])
+@pytest.mark.parametrize("dtype", ["int8", "int4"])
+def test_quantized_loading_drops_each_float_matrix_before_the_next_layer_arrives(hf_tiny, tmp_path, fmt, dtype):
+    """Weights are quantized as they are read: when a layer's first matrix arrives, no float projection matrix of
+    an earlier layer is alive any more, and none is left after loading (peak memory: the quantized model plus
+    one layer's float tensors, whatever the file format)."""
+    import weakref
+
+    from codegen_lsp.inference.checkpoint import loading as loading_module
+
+    folder = write_checkpoint(tmp_path / fmt, hf_tiny, fmt)
+    handed_out: dict[str, tuple[int, weakref.ref]] = {}
+    stream = loading_module.converted_tensors
+
+    def watched(*args, **kwargs):
+        for key, tensor in stream(*args, **kwargs):
+            if key.startswith("h.") and key.endswith("proj.weight"):
+                layer = int(key.split(".")[1])
+                stale = [k for k, (at, ref) in handed_out.items() if at < layer and ref() is not None]
+                assert stale == [], f"{stale} still alive when {key} arrives"
+                handed_out[key] = (layer, weakref.ref(tensor))
+            yield key, tensor
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loading_module, "converted_tensors", watched)
+        loaded = load_folder(folder, "cpu", dtype)
+    assert len(handed_out) == 2 * loaded.config.n_layer
+    assert all(ref() is None for _, ref in handed_out.values())
+
+
+def test_a_float_load_keeps_each_matrix_it_reads(tiny_model_dir):
+    """The same stream fills a float model: every parameter set, nothing left on the meta device."""
+    loaded = load_folder(tiny_model_dir, "cpu", "float32")
+    assert not any(p.is_meta for p in loaded.model.parameters())
+    assert loaded.model.lm_head.bias.dtype == torch.float32

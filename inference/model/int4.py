@@ -77,7 +77,7 @@ def int4_kernel_problem(device: torch.device) -> str | None:
     try:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         q, scale, zero = quantize_groupwise(torch.randn(16, 128, device=device), 32)
-        Int4Linear(q, scale, zero, None, 32, dtype)(torch.ones(1, 128, dtype=dtype, device=device))
+        Int4Linear.from_levels(q, scale, zero, None, 32, dtype)(torch.ones(1, 128, dtype=dtype, device=device))
     except (RuntimeError, NotImplementedError) as exc:
         return f"torch {torch.__version__}'s {op} does not run here ({str(exc).splitlines()[0]})"
     return None
@@ -91,26 +91,49 @@ def pack_int4(q: Tensor) -> Tensor:
     return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)  # (N, K / 2) uint8
 
 
+def quantize_and_pack(weight: Tensor, group: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """weight (N, K) float -> (the kernel's packed int4 weight, its (G, N, 2) group table in `dtype`). On the CPU
+    _CHUNK_ROWS output channels at a time: the CPU layout keeps each block of channels (64 with AVX512, fewer
+    elsewhere: any divisor of _CHUNK_ROWS) in its own rows, so packing chunks gives the bytes packing the whole
+    matrix gives (tests/test_int4.py checks it), and the int32 levels never exist for the whole matrix (a 6B
+    layer's in_proj would take 470 MB of them)."""
+    N, K = weight.shape
+    if weight.device.type == "cuda":
+        q, scale, zero = quantize_groupwise(weight, group)
+        return pack_int4(q), scales_and_zeros(scale, zero, dtype)
+    packed = torch.empty(N, K // 2, dtype=torch.uint8)
+    table = torch.empty(K // group, N, 2, dtype=dtype)
+    for start in range(0, N, _CHUNK_ROWS):
+        q, scale, zero = quantize_groupwise(weight[start : start + _CHUNK_ROWS], group)
+        packed[start : start + _CHUNK_ROWS] = pack_int4(q)
+        table[:, start : start + _CHUNK_ROWS] = scales_and_zeros(scale, zero, dtype)
+    return packed, table
+
+
 class Int4Linear(nn.Module):
     """A projection with int4 weights (packed once for the device's kernel: the only copy), a scale and an offset
     per group of `group` input columns, and a bias in the activations' dtype."""
 
-    def __init__(
-        self, q: Tensor, scale: Tensor, zero: Tensor, bias: Tensor | None, group: int, dtype: torch.dtype
-    ) -> None:
+    def __init__(self, packed: Tensor, table: Tensor, bias: Tensor | None, group: int, in_features: int) -> None:
         super().__init__()
-        self.out_features, self.in_features = q.shape
-        self.group = group
-        self.register_buffer("packed", pack_int4(q))
-        self.register_buffer("scales_and_zeros", scales_and_zeros(scale, zero, dtype))  # (G, N, 2)
-        self.register_buffer("bias", None if bias is None else bias.detach().to(dtype))  # (N,)
-        self.kernel = "_weight_int4pack_mm" if q.device.type == "cuda" else "_weight_int4pack_mm_for_cpu"
+        self.in_features, self.out_features, self.group = in_features, table.shape[1], group
+        self.register_buffer("packed", packed)  # the kernel's layout of (N, K) 4-bit levels
+        self.register_buffer("scales_and_zeros", table)  # (G, N, 2)
+        self.register_buffer("bias", None if bias is None else bias.detach().to(table.dtype))  # (N,)
+        self.kernel = "_weight_int4pack_mm" if packed.device.type == "cuda" else "_weight_int4pack_mm_for_cpu"
         self._product = getattr(torch.ops.aten, self.kernel)
 
     @classmethod
+    def from_levels(
+        cls, q: Tensor, scale: Tensor, zero: Tensor, bias: Tensor | None, group: int, dtype: torch.dtype
+    ) -> Int4Linear:
+        """From quantize_groupwise's output (tests build weights on the int4 grid this way)."""
+        return cls(pack_int4(q), scales_and_zeros(scale, zero, dtype), bias, group, q.shape[1])
+
+    @classmethod
     def from_weight(cls, weight: Tensor, bias: Tensor | None, group: int, dtype: torch.dtype) -> Int4Linear:
-        q, scale, zero = quantize_groupwise(weight.detach(), group)
-        return cls(q, scale, zero, bias, group, dtype)
+        packed, table = quantize_and_pack(weight.detach(), group, dtype)
+        return cls(packed, table, bias, group, weight.shape[1])
 
     @property
     def weight_bytes(self) -> int:
