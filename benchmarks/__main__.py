@@ -11,7 +11,7 @@ KINDS = {
     "engine": ("prefill and decode speed, ours against the peers", "engine", "add_engine_arguments",
                "engine_benchmark", True),
     "typing": ("keystroke latency over a typing replay", "typing_replay", "add_arguments", "typing_benchmark", True),
-    "memory": ("peak resident memory and load time", "engine", "add_memory_arguments", "memory_benchmark", True),
+    "memory": ("peak resident memory and load time", "memory", "add_arguments", "memory_benchmark", True),
     "server": ("end to end over the protocol: keystroke latency and start-up", "server", "add_arguments",
                "server_benchmark", False),
     "remote": ("the team server: typing through a real vLLM, N editors against one server", "remote",
