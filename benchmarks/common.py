@@ -23,10 +23,13 @@ CODEGEN_350M_SHAPE = dict(
     activation_function="gelu_new",
     tie_word_embeddings=False,
 )
-# The published checkpoints' shapes (config.json of Salesforce/codegen-{350M,2B}-*): speed depends on these only.
+# The published checkpoints' shapes (config.json of Salesforce/codegen-{350M,2B,6B,16B}-*): speed and memory depend
+# on these only.
 SHAPES = {
     "350M": CODEGEN_350M_SHAPE,
     "2B": {**CODEGEN_350M_SHAPE, "n_embd": 2560, "n_layer": 32, "n_head": 32, "rotary_dim": 64},
+    "6B": {**CODEGEN_350M_SHAPE, "n_embd": 4096, "n_layer": 33, "n_head": 16, "rotary_dim": 64},
+    "16B": {**CODEGEN_350M_SHAPE, "n_embd": 6144, "n_layer": 34, "n_head": 24, "rotary_dim": 64},
 }
 
 
@@ -80,24 +83,75 @@ def read_bandwidth_probe() -> Callable[[], float]:
 
 
 def random_checkpoint(folder: Path, seed: int = 0, shape: str = "350M") -> Path:
-    """A CodeGen checkpoint of `shape` (SHAPES) with random weights, in the Hub layout (model.safetensors);
-    the 2B one is stored in float16 (5.6 GB instead of 11)."""
+    """A CodeGen checkpoint of `shape` (SHAPES) with random weights, in the Hub layout. The 350M one is built as a
+    model and saved in float32 (model.safetensors); the larger ones are written tensor by tensor in float16, one
+    safetensors shard per layer with an index (as the Hub shards them), so that writing never holds more than a
+    layer: a 6B model would not fit in this machine's memory as float32."""
     import shutil
 
-    from codegen_lsp.inference.checkpoint.config import CodeGenConfig
-    from codegen_lsp.inference.checkpoint.export import save_checkpoint
-    from codegen_lsp.inference.model.codegen import CodeGen, init_weights
     from codegen_lsp.tokenizer import BUNDLED_TOKENIZER_DIR
 
-    if (folder / "model.safetensors").exists():
+    index = folder / "model.safetensors.index.json"
+    if (folder / "model.safetensors").exists() or index.exists():
         return folder
-    torch.manual_seed(seed)
-    model = CodeGen(CodeGenConfig(**{k: v for k, v in SHAPES[shape].items() if k != "n_ctx"}))
-    init_weights(model)
-    save_checkpoint(model, folder, dtype=None if shape == "350M" else torch.float16)
+    if shape == "350M":
+        from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+        from codegen_lsp.inference.checkpoint.export import save_checkpoint
+        from codegen_lsp.inference.model.codegen import CodeGen, init_weights
+
+        torch.manual_seed(seed)
+        model = CodeGen(CodeGenConfig(**{k: v for k, v in SHAPES[shape].items() if k != "n_ctx"}))
+        init_weights(model)
+        save_checkpoint(model, folder)
+    else:
+        write_sharded_random_checkpoint(folder, SHAPES[shape], seed)
     for file in BUNDLED_TOKENIZER_DIR.iterdir():
         shutil.copy(file, folder / file.name)
     return folder
+
+
+def write_sharded_random_checkpoint(folder: Path, shape: dict, seed: int, std: float = 0.02) -> None:
+    """Random float16 weights with init_weights' statistics (normal(0, std), output projections scaled by
+    1/sqrt(2 n_layer), norms 1, biases 0), written shard by shard: the shared tensors, then one shard per layer;
+    the index last, so that an interrupted write is started again."""
+    import math
+    import os
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+    from codegen_lsp.inference.checkpoint.layout import expected_shapes
+
+    config = CodeGenConfig(**{k: v for k, v in shape.items() if k != "n_ctx"})
+    folder.mkdir(parents=True, exist_ok=True)
+    needed = sum(math.prod(s) for s in expected_shapes(config).values()) * 2  # float16
+    free = shutil.disk_usage(folder).free
+    if free < needed * 1.2:
+        raise SystemExit(f"{folder}: writing the random checkpoint needs {needed / 1e9:.1f} GB, {free / 1e9:.1f} free")
+    generator = torch.Generator().manual_seed(seed)
+    shapes = expected_shapes(config)
+    shards = [[k for k in shapes if not k.startswith("transformer.h.")]]
+    shards += [[k for k in shapes if k.startswith(f"transformer.h.{i}.")] for i in range(config.n_layer)]
+    weight_map = {}
+    for number, keys in enumerate(shards):
+        name = f"model-{number + 1:05d}-of-{len(shards):05d}.safetensors"
+        tensors = {}
+        for key in keys:
+            if key.endswith(("ln_1.weight", "ln_f.weight")):
+                tensors[key] = torch.ones(shapes[key], dtype=torch.float16)
+            elif key.endswith("bias"):
+                tensors[key] = torch.zeros(shapes[key], dtype=torch.float16)
+            else:
+                scale = std / (2 * config.n_layer) ** 0.5 if key.endswith("out_proj.weight") or "fc_out" in key else std
+                tensors[key] = (torch.randn(shapes[key], generator=generator) * scale).half()
+            weight_map[key] = name
+        save_file(tensors, str(folder / name), metadata={"format": "pt"})
+        del tensors
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    tmp = folder / "model.safetensors.index.json.tmp"
+    tmp.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1))
+    os.replace(tmp, folder / "model.safetensors.index.json")
 
 
 def percentile(values: list[float], q: float) -> float:

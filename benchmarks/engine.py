@@ -2,7 +2,6 @@
 
     codegen-lsp bench engine [--dtypes float32,bfloat16,int8] [--prefill 1024] [--decode 32] [--context 8]
                              [--repeats 3]
-    codegen-lsp bench memory [--dtypes float32,bfloat16]
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
 Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
@@ -283,68 +282,9 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-MEMORY_PROBE = """
-import resource, sys, time, torch
-torch.set_num_threads({threads})
-start = time.perf_counter()
-if {ours}:
-    from codegen_lsp.inference.worker.engine import Engine
-    from codegen_lsp.inference.checkpoint.loading import load_folder
-    from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
-    engine = Engine(load_folder({folder!r}, {device!r}, {dtype!r}), cache_slots=1)
-    loaded_s = time.perf_counter() - start
-    engine.generate(CompletionRequest(1, "d", "def f(x):\\n" * 200, GenerationOptions(max_new_tokens=8)))
-else:
-    from transformers import CodeGenForCausalLM, DynamicCache
-    model = CodeGenForCausalLM.from_pretrained({folder!r}, dtype=getattr(torch, {dtype!r})).eval().to({device!r})
-    loaded_s = time.perf_counter() - start
-    with torch.inference_mode():
-        ids = torch.randint(0, 50000, (1, 1000), device={device!r})
-        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False, pad_token_id=0)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, loaded_s)
-"""
-
-
-def memory_benchmark(args: argparse.Namespace) -> str:
-    """Peak resident memory of a fresh process that loads the model and completes ~1000 tokens."""
-    import subprocess
-    import sys
-
-    folder = bench_checkpoint(args)
-    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-    lines = [
-        f"Peak RSS of a fresh process: load the CodeGen-350M-shaped checkpoint ({size / 1e9:.2f} GB of fp32 "
-        f"safetensors) on {args.device}, then one completion of a ~1000-token prompt; one KV cache slot for ours.",
-        "",
-        "| dtype | ours: peak RSS (GB) | transformers: peak RSS (GB) | ratio | ours: load (s) "
-        "| transformers: load (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for dtype in args.dtypes.split(","):
-        measured = {}
-        for ours in (True, False) if dtype in DTYPES else (True,):  # transformers has no int8 of ours
-            code = MEMORY_PROBE.format(
-                threads=args.threads, ours=ours, folder=str(folder), device=args.device, dtype=dtype
-            )
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-            if out.returncode:
-                raise RuntimeError(f"the memory probe failed:\n{out.stderr[-2000:]}")
-            rss, load_s = out.stdout.split()[-2:]
-            measured[ours] = (int(rss) / 1e9, float(load_s))
-        (ours_rss, ours_load), (hf_rss, hf_load) = measured[True], measured.get(False, (float("nan"),) * 2)
-        lines.append(
-            f"| {dtype} | {ours_rss:.2f} | {hf_rss:.2f} | {ours_rss / hf_rss:.2f}x | {ours_load:.1f} | {hf_load:.1f} |"
-        )
-    return "\n".join(lines)
-
-
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtypes", default="float32,bfloat16,int8")
     parser.add_argument("--prefill", type=int, default=1024)
     parser.add_argument("--decode", type=int, default=32)
     parser.add_argument("--context", type=int, default=8, help="tokens before the decoded ones (2 or more)")
     parser.add_argument("--repeats", type=int, default=3)
-
-
-def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtypes", default="float32,bfloat16")

@@ -21,18 +21,41 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def cpu_has_vnni() -> bool:
-    """True when the CPU multiplies int8 with VNNI (AVX512-VNNI or AVX-VNNI), read from /proc/cpuinfo's flags (so
-    False off Linux): where fbgemm's int8 products add u8 x s8 pairs without saturating 16 bits."""
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and feature flags from /proc/cpuinfo (("unknown CPU", set()) off Linux)."""
+    name, flags = "unknown CPU", set()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("flags"):
-                    flags = line.partition(":")[2].split()
-                    return "avx512_vnni" in flags or "avx_vnni" in flags
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and name == "unknown CPU":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
     except OSError:
         pass
-    return False
+    return name, flags
+
+
+# The features that decide which kernel is fastest, as /proc/cpuinfo names them.
+KERNEL_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+
+
+def cpu_description() -> str:
+    """One line naming the CPU and the features our kernels care about, e.g. "AMD EPYC (avx512_bf16,
+    avx512_vnni, avx512f, avx2; no AMX)": what every benchmark table records and `doctor` shows."""
+    name, flags = cpu_info()
+    present = [flag for flag in KERNEL_FLAGS if flag in flags]
+    amx = "" if "amx_bf16" in flags or "amx_int8" in flags else "; no AMX"
+    return f"{name} ({', '.join(present) or 'none of ' + ', '.join(KERNEL_FLAGS)}{amx})"
+
+
+def cpu_has_vnni() -> bool:
+    """True when the CPU multiplies int8 with VNNI (AVX512-VNNI or AVX-VNNI), read from /proc/cpuinfo's flags (so
+    False off Linux): where fbgemm's int8 products add u8 x s8 pairs without saturating 16 bits."""
+    flags = cpu_info()[1]
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def resolve_device(device: str) -> torch.device:
