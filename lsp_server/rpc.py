@@ -11,6 +11,12 @@ The life cycle is the specification's state machine, enforced here before pygls 
 - `initialize` once: a second one gets InvalidRequest and changes nothing;
 - after `shutdown`: requests get InvalidRequest, notifications are dropped, except `exit` (exit code 0).
 
+This module is the ONE place that reaches pygls' private names (`_shutdown`, `_request_futures`, `_server`,
+`_execute_handler`, `_handle_cancel_notification`, `_send_data`): the rest of the server uses pygls' public API and
+what is defined here (`shut_down`, `handlers_in_flight`, `send_error`). `PYGLS_VERSIONS` is the range it was written
+and tested for; pyproject.toml declares the same, and tests/test_pygls_adapter.py checks both, and that no other
+module reaches pygls' private names. A pygls upgrade touches this file.
+
 Two pygls 2.1 habits are corrected in `CodegenProtocol`: it keeps a future per notification handled by a
 coroutine, thread or generator (our document handlers) in `_request_futures` and never drops it (memory grew
 with every keystroke); and it warns about every `$/cancelRequest` for a request already answered, which
@@ -37,7 +43,9 @@ from pygls.protocol.language_server import lsp_method
 
 from codegen_lsp.lsp_server.transport import Frame, MessageReader, recover_id
 
-__all__ = ["CodegenProtocol", "StreamServer"]
+__all__ = ["PYGLS_VERSIONS", "CodegenProtocol", "StreamServer"]
+
+PYGLS_VERSIONS = ">=2.1,<2.2"  # the pygls releases whose private names this module was written against
 
 log = logging.getLogger("codegen_lsp.server")
 
@@ -106,6 +114,17 @@ class CodegenProtocol(LanguageServerProtocol):
         if (handler := self.fm.features.get(types.EXIT)) is not None:
             yield handler, args, None
         self._server.finish(0 if self._shutdown else 1)
+
+    # -- what the rest of the server may ask -----------------------------------------------------------------
+
+    @property
+    def shut_down(self) -> bool:
+        """`shutdown` was received: only `exit` is handled from now on."""
+        return self._shutdown
+
+    def handlers_in_flight(self) -> int:
+        """Handler futures pygls holds now (requests being answered; notifications are dropped when done)."""
+        return len(self._request_futures)
 
     # -- raw messages ----------------------------------------------------------------------------------------
 
@@ -315,7 +334,7 @@ class StreamServer(LanguageServer):
                     pending_read = None
                     if not data:
                         log.info("the client closed the connection")
-                        self.finish(0 if self.protocol._shutdown else 1)
+                        self.finish(0 if self.protocol.shut_down else 1)
                         break
                     frames = reader.feed(data)
                 else:

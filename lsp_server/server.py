@@ -22,6 +22,7 @@ The server process never imports torch: only the worker does.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from codegen_lsp.lsp_server.documents import Change, DocumentStore
 from codegen_lsp.lsp_server.items import completion_items, inline_items
 from codegen_lsp.lsp_server.logging_setup import CLIENT_HANDLER, set_level
 from codegen_lsp.lsp_server.pipeline import completed_language
+from codegen_lsp.lsp_server.progress import ClientProgress
 from codegen_lsp.lsp_server.rpc import CodegenProtocol, StreamServer
 from codegen_lsp.lsp_server.settings import SECTION_NAMES, Settings, needs_reload, parse_settings, to_wire
 from codegen_lsp.lsp_server.status import SET_ENABLED_COMMAND, STATUS_METHOD, TOGGLE_COMMAND, StatusBoard
@@ -58,12 +60,19 @@ class CodegenLanguageServer(StreamServer):
         self.documents = DocumentStore()
         self.settings = Settings()
         self.status = StatusBoard(self._send_status)  # what every editor shows, and the on/off switches
-        self.supervisor = Supervisor(self)
+        self.supervisor = Supervisor(
+            settings=lambda: self.settings,
+            show=self.show,
+            shutting_down=lambda: self.protocol.shut_down,
+            begin_progress=self._begin_progress,
+            status=self.status,
+        )
         self.completer = Completer(lambda: self.supervisor.backend)
         self.completer.on_generating = self.status.generating
         self.initialized = False
-        self.stopping: asyncio.Future | None = None  # held: asyncio keeps only weak references to tasks
+        self.stopping: asyncio.Future | None = None  # the backend's stop begun at `shutdown`: `exit` awaits it
         self._shown: set[str] = set()
+        self._progress_ids = itertools.count(1)
 
     # -- client facts --------------------------------------------------------------------------------------
 
@@ -98,6 +107,13 @@ class CodegenLanguageServer(StreamServer):
         level = {types.MessageType.Error: logging.ERROR, types.MessageType.Warning: logging.WARNING}
         log.log(level.get(kind, logging.INFO), "%s", message)
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def _begin_progress(self, message: str) -> ClientProgress | None:
+        """A work done progress in the client (the model loading), when it shows them and the session began."""
+        if not (self.supports_progress and self.initialized):
+            return None
+        token = f"codegen-lsp/model/{os.getpid()}/{next(self._progress_ids)}"
+        return ClientProgress(self, token, "codegen-lsp", message)
 
     def send_log(self, level: int, text: str) -> None:
         kind = (
@@ -232,7 +248,7 @@ def shutdown(ls: CodegenLanguageServer, params: None) -> None:
 
 @server.feature(types.EXIT)
 async def exit_(ls: CodegenLanguageServer, params: None) -> None:
-    await ls.supervisor.stop()
+    await (ls.stopping if ls.stopping is not None else ls.supervisor.stop())
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -381,6 +397,6 @@ if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             "stats": dict(ls.completer.stats),
             "settings": to_wire(ls.settings),
             "documents": len(ls.documents),
-            "handler_futures": len(ls.protocol._request_futures),  # in flight only: nothing kept per message
+            "handler_futures": ls.protocol.handlers_in_flight(),  # in flight only: nothing kept per message
             "modules": sorted(m for m in ("torch", "transformers", "numpy") if m in sys.modules),
         }
