@@ -5,20 +5,30 @@ model's tensor, so the weights exist once in memory: no state dict beside the mo
 file counted against the process while it loads. A pytorch_model.bin is opened only with
 `torch.load(weights_only=True)` (no arbitrary pickles) and converted once into a safetensors file in our cache,
 so later loads read it like any other.
+
+The cache is not trusted: the conversion records each tensor's CRC-32 and the file's size beside it
+(`checksums.json`, written last: a conversion cut short has none), and a load checks the header, the size and
+each tensor's checksum as it reads it. A missing, truncated or garbled conversion (same-size NaNs included) is
+converted again; a cache directory that cannot be written (read-only, full) leaves the weights loaded from the
+.bin in memory, as the load before the cache existed did.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
 import tempfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from codegen_lsp.inference.checkpoint.hub import model_file
@@ -26,7 +36,10 @@ from codegen_lsp.inference.checkpoint.layout import is_ignored_key
 from codegen_lsp.inference.errors import ModelLoadError
 from codegen_lsp.inference.protocol import ErrorKind
 
+log = logging.getLogger("codegen_lsp.weights")
+
 SAFETENSORS = "model.safetensors"
+CHECKSUMS = "checksums.json"  # beside a converted model.safetensors: its size and each tensor's CRC-32
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLE = "pytorch_model.bin"
 PICKLE_INDEX = "pytorch_model.bin.index.json"
@@ -107,6 +120,17 @@ def read_safetensors_header(path: Path) -> dict[str, TensorEntry]:
 
 def read_tensor(path: Path, entry: TensorEntry) -> torch.Tensor:
     """One tensor, read into a buffer the tensor then owns."""
+    return as_tensor(read_bytes(path, entry), entry)
+
+
+def as_tensor(buffer: bytearray, entry: TensorEntry) -> torch.Tensor:
+    if not buffer:
+        return torch.empty(entry.shape, dtype=entry.dtype)
+    return torch.frombuffer(buffer, dtype=entry.dtype).reshape(entry.shape)
+
+
+def read_bytes(path: Path, entry: TensorEntry) -> bytearray:
+    """One tensor's bytes."""
     buffer = bytearray(entry.end - entry.start)
     with open(path, "rb", buffering=0) as f:
         f.seek(entry.start)
@@ -116,17 +140,26 @@ def read_tensor(path: Path, entry: TensorEntry) -> torch.Tensor:
             if not n:
                 raise ModelLoadError(f"{path}: ended early while reading a tensor (truncated file)")
             done += n
-    if not buffer:
-        return torch.empty(entry.shape, dtype=entry.dtype)
-    return torch.frombuffer(buffer, dtype=entry.dtype).reshape(entry.shape)
+    return buffer
 
 
 class WeightSource:
-    """Lazy access to the tensors of one checkpoint, spread over one or more safetensors files."""
+    """Lazy access to the tensors of one checkpoint, spread over one or more safetensors files.
 
-    def __init__(self, entries: dict[str, tuple[Path, TensorEntry]], description: str) -> None:
+    With `checksums` (a converted cache file), each tensor read is checked against the CRC-32 recorded at
+    conversion; on a mismatch `rebuild` (once) converts again and gives the entries and checksums to use."""
+
+    def __init__(
+        self,
+        entries: dict[str, tuple[Path, TensorEntry]],
+        description: str,
+        checksums: dict[str, int] | None = None,
+        rebuild: Callable[[], tuple[dict[str, tuple[Path, TensorEntry]], dict[str, int]]] | None = None,
+    ) -> None:
         self._entries = entries  # key -> (safetensors file, where the tensor is)
         self.description = description
+        self._checksums = checksums
+        self._rebuild = rebuild
 
     def keys(self) -> set[str]:
         return set(self._entries)
@@ -134,9 +167,34 @@ class WeightSource:
     def get(self, key: str) -> torch.Tensor:
         path, entry = self._entries[key]
         try:
-            return read_tensor(path, entry)
+            buffer = read_bytes(path, entry)
         except OSError as exc:
             raise ModelLoadError(f"{path}: cannot read tensor {key} ({exc})") from None
+        if self._checksums is not None and zlib.crc32(buffer) != self._checksums.get(key):
+            if self._rebuild is None:
+                raise ModelLoadError(f"{path}: tensor {key} does not match the checksum recorded at conversion")
+            log.warning("%s: tensor %s does not match its checksum; converting again", path, key)
+            rebuild, self._rebuild = self._rebuild, None
+            try:
+                self._entries, self._checksums = rebuild()
+            except (OSError, _StaleCache) as exc:
+                raise ModelLoadError(f"{path} is corrupt and cannot be converted again ({exc})") from None
+            return self.get(key)
+        return as_tensor(buffer, entry)
+
+
+class MemorySource:
+    """The tensors of a checkpoint already in memory (a .bin, when its conversion cannot be cached)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], description: str) -> None:
+        self._tensors = tensors
+        self.description = description
+
+    def keys(self) -> set[str]:
+        return set(self._tensors)
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._tensors[key]
 
 
 def safetensors_keys(path: Path) -> list[str]:
@@ -188,12 +246,19 @@ def converted_path(bin_files: list[Path]) -> Path:
     return cache_dir() / "converted" / digest.hexdigest()[:24] / SAFETENSORS
 
 
-def convert_pickles(bin_files: list[Path], target: Path) -> None:
+def pickled_tensors(bin_files: list[Path]) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for path in bin_files:
         for key, tensor in load_pickle(path).items():
             if not is_ignored_key(key):
                 state[key] = tensor
+    return state
+
+
+def convert_pickles(bin_files: list[Path], target: Path) -> None:
+    """Write the .bin files' tensors as `target` (safetensors), then its checksums (last: their presence says
+    the conversion is whole). Raises OSError when the cache cannot be written; nothing half-written stays."""
+    state = pickled_tensors(bin_files)
     # Tied or shared tensors cannot be saved twice into one safetensors file: give each its own storage.
     seen: set[tuple[int, int]] = set()
     for key, tensor in state.items():
@@ -201,13 +266,88 @@ def convert_pickles(bin_files: list[Path], target: Path) -> None:
         state[key] = tensor.clone().contiguous() if ident in seen or not tensor.is_contiguous() else tensor
         seen.add(ident)
     target.parent.mkdir(parents=True, exist_ok=True)
+    (target.parent / CHECKSUMS).unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        save_file(state, str(tmp_path), metadata={"format": "pt", "converted_from": ",".join(map(str, bin_files))})
+        try:
+            save_file(state, str(tmp_path), metadata={"format": "pt", "converted_from": ",".join(map(str, bin_files))})
+        except SafetensorError as exc:  # its I/O errors (a full disk) are not OSErrors
+            raise OSError(str(exc)) from None
+        del state
+        entries = read_safetensors_header(tmp_path)
+        record = {
+            "size": tmp_path.stat().st_size,
+            "crc32": {key: zlib.crc32(read_bytes(tmp_path, entry)) for key, entry in entries.items()},
+        }
         os.replace(tmp_path, target)
+        _write_atomically(target.parent / CHECKSUMS, json.dumps(record).encode())
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        tmp.write(data)
+    try:
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+class _StaleCache(Exception):
+    """The converted file is missing, or not what its conversion wrote."""
+
+
+def cached_conversion(target: Path) -> tuple[dict[str, tuple[Path, TensorEntry]], dict[str, int]]:
+    """The entries of a converted file and the checksums recorded for them, after checking what can be checked
+    without reading the tensors: the record, the size, the header, the keys. Raises _StaleCache."""
+    try:
+        record = json.loads((target.parent / CHECKSUMS).read_text(encoding="utf-8"))
+        size, checksums = record["size"], record["crc32"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _StaleCache(f"no checksums recorded ({type(exc).__name__})") from None
+    try:
+        actual = target.stat().st_size
+        header = read_safetensors_header(target)
+    except (OSError, ModelLoadError) as exc:
+        raise _StaleCache(str(exc)) from None
+    if actual != size:
+        raise _StaleCache(f"{actual} bytes where the conversion wrote {size}")
+    if not isinstance(checksums, dict) or set(checksums) != set(header):
+        raise _StaleCache("its tensors are not the ones converted")
+    return {key: (target, entry) for key, entry in header.items()}, checksums
+
+
+def converted_source(bin_files: list[Path]) -> WeightSource | MemorySource:
+    """The .bin files' tensors through our cache: checked, converted again when stale, or read into memory when
+    the cache cannot be written."""
+    target = converted_path(bin_files)
+    description = str(bin_files[0])
+
+    def convert() -> tuple[dict[str, tuple[Path, TensorEntry]], dict[str, int]]:
+        convert_pickles(bin_files, target)
+        return cached_conversion(target)
+
+    try:
+        entries, checksums = cached_conversion(target)
+    except _StaleCache as why:
+        if target.exists():
+            log.warning("converted weights %s: %s; converting again", target, why)
+        try:
+            entries, checksums = convert()
+        except (OSError, _StaleCache) as exc:
+            log.warning(
+                "the converted-weights cache %s cannot be written (%s): %s is loaded in memory, converted again at "
+                "each start",
+                target.parent,
+                exc,
+                description,
+            )
+            return MemorySource(pickled_tensors(bin_files), description)
+        return WeightSource(entries, description, checksums)
+    return WeightSource(entries, description, checksums, rebuild=convert)
 
 
 def entries_of(files: dict[str, Path]) -> dict[str, tuple[Path, TensorEntry]]:
@@ -221,7 +361,7 @@ def entries_of(files: dict[str, Path]) -> dict[str, tuple[Path, TensorEntry]]:
     return entries
 
 
-def open_weights(folder: Path) -> WeightSource:
+def open_weights(folder: Path) -> WeightSource | MemorySource:
     """The checkpoint in `folder`, preferring safetensors. Raises ModelLoadError naming the file at fault."""
     files: dict[str, Path]
     if (folder / SAFETENSORS_INDEX).exists():
@@ -239,11 +379,7 @@ def open_weights(folder: Path) -> WeightSource:
         for path in bin_files:
             if not path.exists():
                 raise ModelLoadError(f"{path} is missing", ErrorKind.MODEL_NOT_FOUND)
-        target = converted_path(bin_files)
-        if not target.exists():
-            convert_pickles(bin_files, target)
-        files = {key: target for key in safetensors_keys(target)}
-        description = str(bin_files[0])
+        return converted_source(bin_files)  # its keys are already the ones kept
     else:
         raise ModelLoadError(
             f"{folder}: no weights found (expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {PICKLE})",
