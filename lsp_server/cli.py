@@ -159,7 +159,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         if args.tcp:
-            return server.start_tcp("127.0.0.1", args.port)
+            try:
+                return server.start_tcp("127.0.0.1", args.port)
+            except OSError as error:  # the port is taken (or not ours): one line, no traceback
+                why = os.strerror(error.errno) if error.errno else str(error)
+                print(f"codegen-lsp serve: error: cannot listen on 127.0.0.1:{args.port}: {why}", file=sys.stderr)
+                return EXIT_USAGE
         if sys.stdin.isatty():  # typed in a terminal: say what it waits for instead of waiting silently
             print(TTY_NOTICE, file=sys.stderr, flush=True)
         return server.start_io()

@@ -33,6 +33,7 @@ from lsprotocol import types
 from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcInvalidParams
 
+from codegen_lsp.lsp_server.backends.openai_http import redact_urls
 from codegen_lsp.lsp_server.completer import Completer, Outcome
 from codegen_lsp.lsp_server.documents import Change, DocumentStore
 from codegen_lsp.lsp_server.items import completion_items, inline_items
@@ -139,7 +140,7 @@ class CodegenLanguageServer(StreamServer):
         old, self.settings = self.settings, new
         set_level(new.server.log_level)
         if old != new:
-            log.info("settings from %s: %s", source, json.dumps(to_wire(new)))
+            log.info("settings from %s: %s", source, json.dumps(redact_urls(to_wire(new))))
             self.completer.reset()
         if self.supervisor.backend is not None and needs_reload(old, new):
             asyncio.ensure_future(self.supervisor.reload())
@@ -395,7 +396,7 @@ if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             "backend": type(backend).__name__ if backend is not None else None,
             "ready": getattr(backend, "served_model", None) if ready_info is None else ready_info.model,
             "stats": dict(ls.completer.stats),
-            "settings": to_wire(ls.settings),
+            "settings": redact_urls(to_wire(ls.settings)),
             "documents": len(ls.documents),
             "handler_futures": ls.protocol.handlers_in_flight(),  # in flight only: nothing kept per message
             "modules": sorted(m for m in ("torch", "transformers", "numpy") if m in sys.modules),

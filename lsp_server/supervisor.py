@@ -17,11 +17,13 @@ from lsprotocol import types
 
 from codegen_lsp.inference.protocol import LoadFailed, LoadProgress, ModelReady, WorkerEvent, WorkerExited
 from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendState
+from codegen_lsp.lsp_server.backends.openai_http import redact
 from codegen_lsp.lsp_server.settings import Settings
 from codegen_lsp.lsp_server.status import State, StatusBoard, loaded_model_name
 
 if TYPE_CHECKING:
     from codegen_lsp.lsp_server.backends.local import EngineClient
+    from codegen_lsp.lsp_server.backends.openai import OpenAIBackend
 
 __all__ = ["Supervisor"]
 
@@ -67,6 +69,8 @@ class Supervisor:
         self._local: EngineClient | None = None  # the backend, when it is the local worker: reloaded in place
         self._lock = asyncio.Lock()
         self._progress: Progress | None = None
+        self._connecting: asyncio.Future | None = None  # the remote backend's first connection, outside the lock
+        self._reload_wanted = self._reloading = False
 
     async def start(self) -> None:
         async with self._lock:
@@ -93,7 +97,8 @@ class Supervisor:
 
         settings = self._settings()
         remote = settings.remote_spec()
-        self._begin_progress(f"connecting to {remote.url}")
+        shown = redact(remote.url)  # no password from the URL in progress, status or messages
+        self._begin_progress(f"connecting to {shown}")
         try:
             files = await asyncio.to_thread(load_model_files, settings.model.model, settings.model.revision)
         except BackendError as error:
@@ -104,13 +109,19 @@ class Supervisor:
             )
             return
         backend = self.backend = OpenAIBackend(remote, files, on_status=self._remote_status)
+        # Outside the lock: a server that stalls (within backendTimeoutMs) holds no settings change back.
+        self._connecting = asyncio.ensure_future(self._connect_remote(backend, shown))
+
+    async def _connect_remote(self, backend: OpenAIBackend, shown: str) -> None:
         await backend.start()
+        if self.backend is not backend:
+            return  # stopped or replaced meanwhile
         if backend.state is BackendState.READY:
-            self._end_progress(f"{backend.served_model} at {remote.url} ready")
-            facts = {"model": backend.served_model, "device": remote.url, "dtype": None, "backend": "openai"}
+            self._end_progress(f"{backend.served_model} at {shown} ready")
+            facts = {"model": backend.served_model, "device": shown, "dtype": None, "backend": "openai"}
             self._status.set(State.READY, "ready", **facts)
         else:
-            self._end_progress(f"{remote.url}: {backend.state.value}")
+            self._end_progress(f"{shown}: {backend.state.value}")
 
     def _remote_status(self, kind: str, message: str) -> None:
         """The remote backend went down, came back, or cannot be used: said once per change."""
@@ -123,6 +134,20 @@ class Supervisor:
             self._show(types.MessageType.Error, f"codegen-lsp: {message}. No completions until the settings change.")
 
     async def reload(self) -> None:
+        """Apply the newest settings. Changes that come while a reload runs are coalesced: that reload goes round
+        once more with the settings as they are then (40 changes in 2 s: two reloads, not 40 workers)."""
+        self._reload_wanted = True
+        if self._reloading:
+            return
+        self._reloading = True
+        try:
+            while self._reload_wanted:
+                self._reload_wanted = False
+                await self._reload_once()
+        finally:
+            self._reloading = False
+
+    async def _reload_once(self) -> None:
         async with self._lock:
             if self.backend is None or self._shutting_down():
                 return
@@ -143,6 +168,9 @@ class Supervisor:
 
     async def _stop_backend(self) -> None:
         backend, self.backend, self._local = self.backend, None, None
+        if self._connecting is not None:
+            self._connecting.cancel()  # a connection in progress is superseded
+            self._connecting = None
         self._end_progress("stopped")
         self._status.set(State.STOPPED, "stopped")
         if backend is None:

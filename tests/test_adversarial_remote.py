@@ -444,13 +444,14 @@ async def test_lone_surrogates_and_nul_from_the_server_reach_no_editor(server):
         ("http://127.0.0.1:99999/v1", "not a valid URL"),
         ("http:///v1", "names no host"),
         ("http://127.0.0.1:8000/v1 ", "spaces or control characters"),
+        ("http://u:pw@127.0.0.1:8000/v1?x=1", "query or fragment"),
     ],
 )
 async def test_a_url_that_cannot_work_is_one_clear_message_and_no_retry(url, said_part):
     said = Said()
     backend = await started(url, said)
     assert backend.state is BackendState.FAILED
-    assert said.kinds() == ["failed"] and said_part in said.messages[0][1]
+    assert said.kinds() == ["failed"] and said_part in said.messages[0][1] and "pw@" not in said.messages[0][1]
     with pytest.raises(BackendError):
         await backend.generate(request())
     assert check_url(url) is not None

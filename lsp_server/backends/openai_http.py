@@ -28,6 +28,8 @@ __all__ = [
     "check_api_key",
     "check_url",
     "redact",
+    "redact_urls",
+    "url_problem",
 ]
 
 ERROR_BODY_BYTES = 4096  # of an error answer: enough for its message
@@ -80,32 +82,43 @@ class RemoteError(BackendError):
 
 def redact(url: str) -> str:
     """`url` without the password or user name it may carry (`http://***@host/v1`)."""
-    return re.sub(r"(?<=//)[^/?#]*@", "***@", url, count=1)
+    return re.sub(r"(?<=//)[^/?#\s]*@", "***@", url, count=1)
 
 
-def check_url(url: object) -> str | None:
-    """None when `url` can be the remote backend's API base, else one line saying what to write instead."""
-    if not isinstance(url, str) or not url.strip():
-        return "backendUrl is empty; write the API base, e.g. http://127.0.0.1:8000/v1"
-    shown = redact(url)
+def redact_urls(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `values` (settings on the wire) with every string value's URL userinfo redacted: for logs."""
+    return {key: redact(value) if isinstance(value, str) else value for key, value in values.items()}
+
+
+def url_problem(url: str) -> str | None:
+    """None when `url` can be the remote backend's API base, else why not, in a few words (the settings hook:
+    `Text(refuse=url_problem)`; no URL in the words, which may hold a password)."""
     if any(c.isspace() or not c.isprintable() for c in url):
-        return f"backendUrl {shown!r} holds spaces or control characters"
+        return "it holds spaces or control characters"
     if "://" not in url:
-        return f"backendUrl {shown!r} has no scheme; write http://{shown}"
+        return "it has no scheme (write http://host:port/v1)"
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError when out of range or not a number
     except ValueError as error:
-        return f"backendUrl {shown!r} is not a valid URL ({error})"
+        return f"not a valid URL ({error})"
     if parts.scheme not in ("http", "https"):
-        return f"backendUrl {shown!r}: only http:// and https:// servers are supported, not {parts.scheme}://"
+        return f"only http:// and https:// servers are supported, not {parts.scheme}://"
     if not parts.hostname:
-        return f"backendUrl {shown!r} names no host"
+        return "it names no host"
     if port == 0:
-        return f"backendUrl {shown!r}: port 0 is not a port a server listens on"
+        return "port 0 is no server's port"
     if parts.query or parts.fragment:
-        return f"backendUrl {shown!r} has a query or fragment; write the API base only, e.g. http://host:8000/v1"
+        return "it has a query or fragment (write the API base only, e.g. http://host:8000/v1)"
     return None
+
+
+def check_url(url: object) -> str | None:
+    """None when `url` can be the remote backend's API base, else one line naming it (redacted) and why not."""
+    if not isinstance(url, str) or not url.strip():
+        return "backendUrl is empty; write the API base, e.g. http://127.0.0.1:8000/v1"
+    problem = url_problem(url)
+    return None if problem is None else f"backendUrl {redact(url)!r}: {problem}"
 
 
 def check_api_key(key: str, variable: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +55,16 @@ class Accepts:
 
 @dataclass(frozen=True)
 class Text(Accepts):
+    refuse: Callable[[str], str | None] | None = None  # a further check: None, or why the value cannot work
+
     def describe(self) -> str:
         return "a non-empty string"
 
     def check(self, value: object) -> object:
         if isinstance(value, str) and value.strip():
+            why = self.refuse(value.strip()) if self.refuse is not None else None
+            if why is not None:
+                raise Invalid(why)
             return value.strip()
         raise self._invalid()
 

@@ -14,6 +14,7 @@ from typing import Any
 from codegen_lsp.inference.protocol import DTYPE_CHOICES, GenerationOptions, ModelSpec
 from codegen_lsp.inference.rules.stop_rule import StopRule
 from codegen_lsp.lsp_server.backends import RemoteSpec
+from codegen_lsp.lsp_server.backends.openai_http import url_problem
 from codegen_lsp.lsp_server.languages import AUTO
 from codegen_lsp.lsp_server.settings.kinds import (
     Accepts,
@@ -101,7 +102,7 @@ class BackendSettings:
         Choice("local", "openai"),
     )
     backend_url: str = setting(
-        RemoteSpec.url, "API base of the remote backend (`openai`), e.g. `http://gpu-box:8000/v1`.", Text()
+        RemoteSpec.url, "API base of the remote backend (`openai`), e.g. `http://gpu-box:8000/v1`.", Text(url_problem)
     )
     backend_model: str | None = setting(
         RemoteSpec.model,

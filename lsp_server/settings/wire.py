@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from codegen_lsp.lsp_server.backends.openai_http import redact
 from codegen_lsp.lsp_server.settings.kinds import Accepts, Invalid, shown
 from codegen_lsp.lsp_server.settings.schema import Settings
 
@@ -76,7 +77,8 @@ def parse_settings(raw: object, base: Settings | None = None) -> tuple[Settings,
             try:
                 changes[leaf.group][leaf.name] = leaf.accepts.check(value)
             except Invalid as problem:
-                warnings.append(f'Setting "{key}": {problem}, got {shown(value)}; using {shown(current)}.')
+                got = shown(redact(value) if isinstance(value, str) else value)  # no password from a URL
+                warnings.append(f'Setting "{key}": {problem}, got {got}; using {shown(current)}.')
         groups = {name: dataclasses.replace(getattr(base, name), **values) for name, values in changes.items()}
         return Settings(**groups), warnings
     except Exception as error:  # noqa: BLE001 - a settings payload must never take the server down
