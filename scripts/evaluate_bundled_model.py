@@ -2,9 +2,12 @@
 
     python scripts/evaluate_bundled_model.py                       # inference/bundled
     python scripts/evaluate_bundled_model.py --folder /tmp/smoke --positions 50
+    python scripts/evaluate_bundled_model.py --compare float32,bfloat16,int8,int4:32,int4:64,int4:128
 
-Everything runs in fp32 on the CPU through our loader, so the numbers do not depend on the machine's bf16
-support. Each measure has a baseline that needs no model:
+The report runs in fp32 on the CPU through our loader, so the numbers do not depend on the machine's bf16
+support. `--compare` measures the same loss and next-line exact match for each listed dtype instead (int4:G = int4
+in groups of G columns, int4:G:head = with the head quantized too, where the head is not tied), and prints one
+table (REPORT.md is left alone). Each measure has a baseline that needs no model:
 - loss and perplexity per token over the held-out files (windows of n_positions tokens, every token predicted
   once) vs a unigram model of the training split's token frequencies (add-one smoothed), same tokenizer;
 - next-line exact match: at line starts sampled with a fixed seed (of lines that are not blank), the file up
@@ -36,6 +39,7 @@ from train_bundled_model import RUN_FILE, SourceFile, source_files, split_files,
 
 from codegen_lsp.inference.checkpoint.hub import BUNDLED_MODEL_DIR  # noqa: E402
 from codegen_lsp.inference.checkpoint.loading import LoadedModel, load_folder  # noqa: E402
+from codegen_lsp.inference.model.quantize import WeightFormat  # noqa: E402
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions  # noqa: E402
 from codegen_lsp.inference.rules.stop_rule import StopRule  # noqa: E402
 from codegen_lsp.inference.worker.engine import Engine  # noqa: E402
@@ -306,15 +310,57 @@ def render(
     return "\n".join(lines)
 
 
+def parse_variant(spec: str) -> tuple[str, WeightFormat | None]:
+    """ "int4:64:head" -> ("int4", WeightFormat("int4", group=64, head=True)); "bfloat16" -> ("bfloat16", None)."""
+    dtype, *options = spec.split(":")
+    if not options:
+        return dtype, None
+    group = next((int(o) for o in options if o.isdigit()), WeightFormat(dtype).group)
+    return dtype, WeightFormat(dtype, group=group, head=True if "head" in options else None)
+
+
+def compare_dtypes(
+    folder: Path, specs: list[str], held_out: list[SourceFile], counts: list[int], positions: int
+) -> str:
+    """One row per dtype: held-out loss (and its change from the first row), next-line exact match, similarity."""
+    sample = sample_positions(held_out, positions)
+    lines = [
+        "| dtype | weights | held-out loss | vs first row | next-line exact match | mean similarity | median ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    first = None
+    for spec in specs:
+        dtype, form = parse_variant(spec)
+        loaded = load_folder(folder, "cpu", dtype, weight_format=form)
+        rows, tokens = evaluate_loss(loaded, held_out, counts)
+        loss = rows[0].loss
+        first = loss if first is None else first
+        next_line = evaluate_next_line(Engine(loaded, cache_slots=1), sample)
+        n = len(next_line.positions)
+        weights = (form or WeightFormat(dtype)).describe() if dtype in ("int8", "int4") else dtype
+        lines.append(
+            f"| {spec} ({loaded.dtype_name}) | {weights} | {loss:.4f} | {loss - first:+.4f} | "
+            f"{next_line.model_hits} of {n} | {next_line.model_similarity:.3f} | {next_line.median_ms:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    return f"Held-out loss over {tokens} tokens; next line at {len(sample)} sampled positions.\n\n" + "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=BUNDLED_MODEL_DIR)
     parser.add_argument("--positions", type=int, default=300, help="next-line positions to sample")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compare", help="comma-separated dtypes to compare (int4:G[:head] for int4 variants)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     run = json.loads((args.folder / RUN_FILE).read_text(encoding="utf-8"))
+    if args.compare:
+        _, _, held_out = split_files(source_files())
+        specs = args.compare.split(",")
+        print(compare_dtypes(args.folder, specs, held_out, run["train_unigram_counts"], args.positions))
+        return
     loaded = load_folder(args.folder, "cpu", "float32")
 
     _, _, held_out = split_files(source_files())
