@@ -27,9 +27,10 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
-from lsprotocol import types
+from lsprotocol import converters, types
 from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -46,6 +47,8 @@ from codegen_lsp.lsp_server.status import SET_ENABLED_COMMAND, STATUS_METHOD, TO
 from codegen_lsp.lsp_server.supervisor import Supervisor
 
 __all__ = ["CodegenLanguageServer", "DEBUG_ENV", "VERSION", "server"]
+
+INLINE_ALTERNATIVES_METHOD = "codegenLsp/inlineCompletion"  # + numCandidates: a first cycle's alternatives
 
 log = logging.getLogger("codegen_lsp.server")
 
@@ -188,25 +191,27 @@ class CodegenLanguageServer(StreamServer):
         if self.initialized and self.protocol.writer is not None:
             self.send_log(level, text)
 
-    async def get_completions(self, uri: str, position: types.Position, invoked: bool, kind: str):
+    async def get_completions(
+        self, uri: str, position: types.Position, invoked: bool, kind: str, settings: Settings | None = None
+    ):
         document = self.documents.get(uri)
         if document is not None and not self.status.allows(document.language_id, uri):
             self.completer.stats["switched_off"] += 1
             log.debug("no items: completions are switched off for %s", uri)
             return Outcome([], source="skipped", detail="switched off")
-        outcome = await self._complete(uri, position, invoked, kind)
+        outcome = await self._complete(uri, position, invoked, kind, settings or self.settings)
         if outcome.source == "backend":
             self.status.answered(outcome.timings["total_ms"])
         return outcome
 
-    async def _complete(self, uri: str, position: types.Position, invoked: bool, kind: str):
+    async def _complete(self, uri: str, position: types.Position, invoked: bool, kind: str, settings: Settings):
         return await self.completer.get_completions(
             uri,
             self.documents.get(uri),
             position.line,
             position.character,
             encoding=self.encoding,
-            settings=self.settings,
+            settings=settings,
             invoked=invoked,
             kind=kind,
         )
@@ -353,6 +358,37 @@ async def completion(ls: CodegenLanguageServer, params: types.CompletionParams) 
 # -- status and on/off (lsp_server/status.py) ---------------------------------------------------------------
 
 
+def _plain(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+@server.feature(INLINE_ALTERNATIVES_METHOD)
+async def inline_alternatives(ls: CodegenLanguageServer, params: Any) -> types.InlineCompletionList:
+    """`textDocument/inlineCompletion`'s params plus `numCandidates` (1-8): the same answer with that many
+    candidates, asked afresh. Editors ask for one while typing and for the alternatives when the person first
+    cycles (as Copilot does)."""
+    params = _plain(params)  # pygls hands a custom method's params over as namedtuples
+    count = params.get("numCandidates") if isinstance(params, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 8:
+        raise JsonRpcInvalidParams(f"{INLINE_ALTERNATIVES_METHOD}: numCandidates must be 1-8, not {count!r}")
+    try:
+        inline = converters.get_converter().structure(params, types.InlineCompletionParams)
+    except Exception as error:  # noqa: BLE001 - any shape error is the client's
+        raise JsonRpcInvalidParams(f"{INLINE_ALTERNATIVES_METHOD}: {error}") from None
+    uri = inline.text_document.uri
+    settings = replace(ls.settings, generation=replace(ls.settings.generation, num_candidates=count))
+    ls.completer.typed_through.forget(uri)  # what it remembers is the single candidate
+    invoked = inline.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    outcome = await ls.get_completions(uri, inline.position, invoked, "alternatives", settings)
+    if outcome.cursor is None or not outcome.items:
+        return types.InlineCompletionList(items=[])
+    return inline_items(outcome.items, outcome.cursor)
+
+
 @server.feature(STATUS_METHOD)
 def status(ls: CodegenLanguageServer, params: Any) -> dict[str, Any]:
     return ls.status.current()
@@ -379,6 +415,18 @@ def toggle(ls: CodegenLanguageServer, *arguments: Any) -> dict[str, Any]:
 
 # -- debugging (CODEGEN_LSP_DEBUG=1 only: not part of the advertised surface otherwise) ----------------------
 
+
+def _loaded_twice() -> list[list[str]]:
+    """Our modules whose file is loaded under two names (`python -m lsp_server` once made two `Settings`)."""
+    ours = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # lsp_server/, inference/, ... are in it
+    names: dict[str, list[str]] = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and os.path.realpath(path).startswith(ours + os.sep):
+            names.setdefault(os.path.realpath(path), []).append(name)
+    return sorted(sorted(both) for both in names.values() if len(both) > 1)
+
+
 if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
 
     @server.command("codegenLsp.debugDocumentText")
@@ -400,4 +448,5 @@ if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             "documents": len(ls.documents),
             "handler_futures": ls.protocol.handlers_in_flight(),  # in flight only: nothing kept per message
             "modules": sorted(m for m in ("torch", "transformers", "numpy") if m in sys.modules),
+            "duplicate_modules": _loaded_twice(),
         }

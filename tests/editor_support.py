@@ -192,6 +192,7 @@ def screen_completion(case: ScreenCase, final_newline: bool = False) -> str:
 # -- a scripted server for multi-line suggestions -----------------------------------------------------------
 
 FAKE_COMPLETION = "onacci(n - 2)\n    # two more lines\n    return None"
+FAKE_ALTERNATIVE = "onacci(n - 1)  # the second candidate"  # codegenLsp/inlineCompletion's (numCandidates > 1)
 
 
 def fake_case(root: Path) -> EditorCase:
@@ -229,7 +230,8 @@ def _write_message(stream, message: dict) -> None:
 
 def fake_server(completion: str) -> int:
     """LSP on stdin/stdout: every inline request gets `completion` at the cursor, every completion request an
-    item whose edit replaces the word before the cursor with that word + `completion`. Like codegen-lsp, it
+    item whose edit replaces the word before the cursor with that word + `completion`, and the alternatives
+    request (`codegenLsp/inlineCompletion`, numCandidates 2) `completion` and FAKE_ALTERNATIVE. Like codegen-lsp, it
     offers no completion menu to a client that advertises inline completion. ASCII documents only."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     texts: dict[str, str] = {}
@@ -248,11 +250,14 @@ def fake_server(completion: str) -> int:
             texts[params["textDocument"]["uri"]] = params["textDocument"]["text"]
         elif method == "textDocument/didChange":
             texts[params["textDocument"]["uri"]] = params["contentChanges"][-1]["text"]
-        elif method in ("textDocument/inlineCompletion", "textDocument/completion"):
+        elif method in ("textDocument/inlineCompletion", "codegenLsp/inlineCompletion", "textDocument/completion"):
             position = params["position"]
             at = {"start": position, "end": position}
             if method == "textDocument/inlineCompletion":
                 result = {"items": [{"insertText": completion, "range": at}]}
+            elif method == "codegenLsp/inlineCompletion":  # the alternatives: the same first, then another
+                texts_ = [completion, FAKE_ALTERNATIVE][: params["numCandidates"]]
+                result = {"items": [{"insertText": text, "range": at} for text in texts_]}
             else:
                 line = texts.get(params["textDocument"]["uri"], "").split("\n")[position["line"]]
                 prefix = line[: position["character"]]

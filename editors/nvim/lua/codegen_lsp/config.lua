@@ -17,10 +17,13 @@ M.defaults = {
 
   inline = {
     enabled = true,
-    -- Neovim >= 0.12: use the built-in vim.lsp.inline_completion instead of this plugin's ghost text.
+    -- Neovim >= 0.12: let the built-in vim.lsp.inline_completion show the ghost text where it can do what these
+    -- options ask (no manual mode, no debounce_ms, hl_group = false, accept_word / accept_line / dismiss = false;
+    -- see native.lua); otherwise, and on 0.10 / 0.11, the plugin's own ghost text does.
     native = true,
-    -- Wait this long after the last keystroke before asking (the server debounces too).
-    debounce_ms = 50,
+    -- The server waits its `debounceMs` setting (25 ms) after a keystroke; set a number here to wait longer
+    -- before the plugin even asks (nil: ask at once, the previous request cancelled).
+    debounce_ms = nil,
     -- Ask on its own while typing; with false only `require('codegen_lsp').suggest()` asks.
     auto_trigger = true,
     hl_group = 'Comment',
@@ -34,6 +37,13 @@ M.defaults = {
       prev = '<M-[>',
       suggest = '<M-\\>',
     },
+  },
+
+  health = {
+    -- `:checkhealth codegen_lsp` runs `codegen-lsp doctor`: this command line (nil: `cmd` with `serve ...`
+    -- replaced by `doctor --settings <settings as JSON>`).
+    doctor_cmd = nil,
+    timeout_ms = 120000,
   },
 
   completion = {

@@ -1,9 +1,12 @@
--- codegen-lsp for Neovim: starts the server for Python buffers, shows its inline completions as ghost
--- text, and wires its `textDocument/completion` items into Neovim's LSP completion.
+-- codegen-lsp for Neovim: starts the server for the buffers of its filetypes (C, C++, Go, Java, JavaScript,
+-- Python), shows its inline completions as ghost text, renders its status (statusline, `:CodegenLsp`), and
+-- wires its `textDocument/completion` items into Neovim's LSP completion.
 --
 --   require('codegen_lsp').setup({ settings = { model = 'Salesforce/codegen-350M-mono' } })
+--   vim.o.statusline = '%f %= %{v:lua.require("codegen_lsp").status()} '
 local compat = require('codegen_lsp.compat')
 local defaults = require('codegen_lsp.config').defaults
+local status = require('codegen_lsp.status')
 
 local api = vim.api
 
@@ -34,14 +37,21 @@ local function merge(base, override)
 end
 
 local function use_native_inline()
-  return M.config.inline.native and vim.lsp.inline_completion ~= nil
+  return (require('codegen_lsp.native').can_serve(M.config.inline))
 end
 
+---@type table<integer, true> clients whose status was asked for
+local asked = {}
+
 local function on_attach(client, bufnr)
+  if not asked[client.id] then
+    asked[client.id] = true
+    status.refresh(client)
+  end
   local inline = M.config.inline
   if inline.enabled then
     if use_native_inline() then
-      M._native_attach(bufnr)
+      require('codegen_lsp.native').attach(bufnr, inline)
     else
       require('codegen_lsp.inline').attach(client, bufnr, inline)
     end
@@ -52,24 +62,11 @@ local function on_attach(client, bufnr)
   end
 end
 
---- Neovim >= 0.12: its own inline completion, with our keys.
-function M._native_attach(bufnr)
-  local ic = vim.lsp.inline_completion
-  ic.enable(true, { bufnr = bufnr })
-  local keys = M.config.inline.keymaps
-  if keys.accept then
-    vim.keymap.set('i', keys.accept, function()
-      if not ic.get({ bufnr = bufnr }) then
-        return keys.accept
-      end
-    end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = 'CodeGen LSP: accept the suggestion' })
-  end
-  for key, count in pairs({ next = 1, prev = -1 }) do
-    if keys[key] then
-      vim.keymap.set('i', keys[key], function()
-        ic.select({ bufnr = bufnr, count = count })
-      end, { buffer = bufnr, desc = 'CodeGen LSP: ' .. key .. ' suggestion' })
-    end
+local function on_exit(code, signal, client_id)
+  asked[client_id] = nil
+  status.forget(client_id)
+  if M.config.lsp.on_exit then
+    M.config.lsp.on_exit(code, signal, client_id)
   end
 end
 
@@ -93,6 +90,8 @@ function M.lsp_config()
     root_markers = M.config.root_markers,
     capabilities = capabilities(),
     on_attach = on_attach,
+    on_exit = on_exit,
+    handlers = merge({ [status.METHOD] = status.handler }, M.config.lsp.handlers or {}),
   })
   if next(settings) ~= nil then -- an empty Lua table would go out as a JSON list
     cfg.init_options = settings
@@ -118,10 +117,27 @@ local function start_legacy_in_open_buffers()
   end
 end
 
+--- The server's new status: ghost text off where it is switched off (Neovim's own client too).
+local function on_status()
+  if not M.config.inline.enabled then
+    return
+  end
+  if use_native_inline() then
+    for _, client in ipairs(M.clients()) do
+      for bufnr in pairs(client.attached_buffers or {}) do
+        require('codegen_lsp.native').on_status(bufnr)
+      end
+    end
+  else
+    require('codegen_lsp.inline').on_status()
+  end
+end
+
 ---@param opts table? see lua/codegen_lsp/config.lua
 function M.setup(opts)
   M.config = merge(defaults, opts or {})
   local group = api.nvim_create_augroup('codegen_lsp', { clear = true })
+  api.nvim_create_autocmd('User', { group = group, pattern = 'CodegenLspStatus', callback = on_status })
   api.nvim_create_autocmd('LspDetach', {
     group = group,
     callback = function(args)
@@ -145,10 +161,7 @@ function M.setup(opts)
     })
     start_legacy_in_open_buffers()
   end
-  api.nvim_create_user_command('CodegenLspRestart', M.restart, { desc = 'Restart the codegen-lsp server' })
-  api.nvim_create_user_command('CodegenLspSuggest', function()
-    M.suggest()
-  end, { desc = 'Ask codegen-lsp for a suggestion now' })
+  require('codegen_lsp.commands').create()
 end
 
 ---@return vim.lsp.Client[]
@@ -194,11 +207,44 @@ end
 function M.dismiss()
   return require('codegen_lsp.inline').dismiss(0)
 end
+--- Ask for a suggestion now (never accepts one). Returns true when a request went out.
 function M.suggest()
   if use_native_inline() then
-    return vim.lsp.inline_completion.get()
+    return require('codegen_lsp.native').suggest(api.nvim_get_current_buf())
   end
   return require('codegen_lsp.inline').request(0, true)
+end
+function M.next()
+  return require('codegen_lsp.inline').cycle(0, 1)
+end
+function M.prev()
+  return require('codegen_lsp.inline').cycle(0, -1)
+end
+
+--- A short text for statuslines (lualine: `sections = { lualine_x = { require('codegen_lsp').status } }`):
+--- '' where no codegen-lsp client is attached, else `CodeGen ready`, `CodeGen loading 42%`, `CodeGen off`, ...
+--- It changes with the server's `codegenLsp/status` (a `User CodegenLspStatus` autocmd fires then).
+function M.status(bufnr)
+  return status.short(bufnr)
+end
+
+--- `codegen-lsp doctor` as `:checkhealth codegen_lsp` runs it.
+function M.doctor_cmd()
+  if M.config.health.doctor_cmd then
+    return M.config.health.doctor_cmd
+  end
+  local command = {}
+  for _, arg in ipairs(M.config.cmd) do
+    if arg == 'serve' or arg:sub(1, 2) == '--' then
+      break -- the subcommand and its options: doctor replaces them
+    end
+    table.insert(command, arg)
+  end
+  table.insert(command, 'doctor')
+  if next(M.config.settings) ~= nil then -- the settings the server gets, as it gets them
+    vim.list_extend(command, { '--settings', vim.json.encode(M.config.settings) })
+  end
+  return command
 end
 --- The ghost text showing in the current buffer (as displayed), or nil.
 function M.ghost_text()
