@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any, TypeVar
 
 from codegen_lsp.inference.protocol import CompletionResult, PrefillRequest
 from codegen_lsp.lsp_server.backends import Backend, BackendError, BackendRequestCancelled, BackendState
@@ -41,6 +42,11 @@ from codegen_lsp.lsp_server.settings import Settings
 __all__ = ["Completer", "Outcome"]
 
 log = logging.getLogger("codegen_lsp.server")
+T = TypeVar("T")
+
+# Planning and post-processing are pure and linear, but over a megabyte (a minified line right of the cursor) they
+# take a good part of a second: past this many characters they run in a thread, and other requests are answered.
+OFF_LOOP_CHARS = 100_000
 
 
 @dataclass
@@ -99,7 +105,10 @@ class Completer:
         language = completed_language(document.language_id, settings)
         if language is None:
             return self._skip(f"{tag}: language {document.language_id!r} is not completed", quiet=True)
-        planned = plan(document.text, offset, settings, invoked=invoked, language=language)
+        text = document.text
+        planned = await _pure(
+            len(text) > OFF_LOOP_CHARS, plan, text, offset, settings, invoked=invoked, language=language
+        )
         if planned is None:
             return self._skip(f"{tag}: the cursor is before a word (automatic trigger)", quiet=True)
 
@@ -136,7 +145,8 @@ class Completer:
         if self._tickets.get(uri) != ticket:
             return self._superseded(tag, "while the backend answered")
 
-        items = finish_items(result, planned.ctx, planned.rule)
+        long = len(planned.ctx.line_suffix) > OFF_LOOP_CHARS
+        items = await _pure(long, finish_items, result, planned.ctx, planned.rule)
         self.typed_through.remember(uri, planned.ctx, items)
         timings = _log_result(tag, result, items, start, sent)
         return Outcome(items, cursor, planned, "backend", timings=timings)
@@ -256,3 +266,11 @@ def _log_result(tag: str, result: CompletionResult, items: list[str], start: flo
 
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000
+
+
+async def _pure(long: bool, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)`, a pure pipeline step: in a thread when it can be long (its inputs are
+    immutable), else here."""
+    if long:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    return function(*args, **kwargs)
