@@ -12,6 +12,8 @@ editors/nvim/test/run.lua drives an `nvim --embed` over RPC (nvim_input, as keys
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -114,3 +116,131 @@ def test_beside_pylsp_in_the_same_buffer(tiny_model_dir: Path, tmp_path: Path) -
         pytest.skip("pylsp is not installed (apt-get install python3-pylsp)")
     case = editor_case(tiny_model_dir)
     _run(nvim, case.write_json(tmp_path / "case.json"), tmp_path, "pylsp")
+
+
+# -- the README's snippets, run as written -------------------------------------------------------------------
+
+README = EDITORS / "nvim" / "README.md"
+LAZY_SPEC_MARK = '"codegen-lsp/codegen-lsp"'
+
+
+def _readme_lua_blocks() -> list[str]:
+    blocks = re.findall(r"```lua\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 6, "the README's lua blocks went missing"
+    return blocks
+
+
+def _nvim_lua(nvim: str, tmp_path: Path, code: str, name: str) -> str:
+    script = tmp_path / f"{name}.lua"
+    script.write_text(code, encoding="utf-8")
+    env = server_env() | {"XDG_STATE_HOME": str(tmp_path / "state"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    done = subprocess.run(
+        [nvim, "--headless", "--clean", "-c", f"luafile {script}", "-c", "qa!"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "SNIPPET OK" in output, f"{name}:\n{code}\n---\n{output}"
+    return output
+
+
+# A stand-in for lualine (not installable here): keeps setup's options and calls each function component as
+# lualine's function_component does, `fn(self, is_focused)`.
+LUALINE_STAND_IN = """
+package.preload['lualine'] = function()
+  return { setup = function(opts)
+    for _, component in ipairs(opts.sections.lualine_x) do
+      if type(component) == 'function' then
+        local text = component({ options = {} }, true)
+        assert(type(text) == 'string', 'a lualine component must give a string, not ' .. vim.inspect(text))
+        _G.lualine_texts = (_G.lualine_texts or 0) + 1
+      end
+    end
+  end }
+end
+"""
+
+
+@pytest.mark.parametrize("index", range(len(_readme_lua_blocks())))
+def test_readme_lua_snippet_runs_as_written(index: int, tmp_path: Path) -> None:
+    """Each block runs with the plugin installed (on the runtime path, as the Install section puts it);
+    lazy.nvim's spec is run by lazy.nvim itself in the next test."""
+    nvim = _nvim()
+    block = _readme_lua_blocks()[index]
+    if LAZY_SPEC_MARK in block:
+        pytest.skip("lazy.nvim's spec: test_lazy_nvim_spec_installs_from_the_repository")
+    checks = "assert(require('codegen_lsp').config)\n"
+    if "lualine" in block:
+        checks += "assert(_G.lualine_texts == 1, 'the status component was called')\n"
+    if "statusline" in block:
+        checks += "assert(vim.api.nvim_eval_statusline(vim.o.statusline, {}).str ~= nil)\n"
+    code = (
+        f"vim.opt.rtp:prepend({str(EDITORS / 'nvim')!r})\n{LUALINE_STAND_IN}\n"
+        f"local ok, err = pcall(function()\n{block}\nend)\n"
+        "assert(ok, err)\n" + checks + "io.stdout:write('SNIPPET OK\\n')\n"
+    )
+    _nvim_lua(nvim, tmp_path, code, f"snippet{index}")
+
+
+def _lazy_nvim() -> Path:
+    configured = os.environ.get("CODEGEN_LSP_LAZY_NVIM")
+    path = Path(configured) if configured else Path.home() / ".cache" / "codegen-lsp-test" / "lazy.nvim"
+    if not (path / "lua" / "lazy" / "init.lua").is_file():
+        pytest.skip(f"no lazy.nvim clone at {path} (set CODEGEN_LSP_LAZY_NVIM; GitHub is not reachable here)")
+    return path
+
+
+def test_lazy_nvim_spec_installs_from_the_repository(tmp_path: Path) -> None:
+    """The README's spec, verbatim, in lazy.nvim: lazy serves the repository from its `dev` folder (a copy of the
+    plugin's files under the repository's name, as its clone would hold them), runs the spec's config, and then
+    the plugin is set up, its server config registered and `:help codegen_lsp` opens."""
+    nvim = _nvim()
+    lazy = _lazy_nvim()
+    spec = next(block for block in _readme_lua_blocks() if LAZY_SPEC_MARK in block)
+    clone = tmp_path / "dev" / "codegen-lsp"
+    shutil.copytree(EDITORS / "nvim", clone / "editors" / "nvim", ignore=shutil.ignore_patterns("tags"))
+    code = f"""
+vim.opt.rtp:prepend({str(lazy)!r})
+require("lazy").setup({{
+  spec = {{
+{spec}
+  }},
+  dev = {{ path = {str(tmp_path / "dev")!r}, patterns = {{ "codegen-lsp" }}, fallback = false }},
+  install = {{ missing = false }},
+  change_detection = {{ enabled = false }},
+  performance = {{ reset_packpath = false }},
+}})
+assert(package.loaded["codegen_lsp"], "the spec's config did not run")
+assert(vim.lsp.config.codegen_lsp and vim.lsp.config.codegen_lsp.cmd[1] == "codegen-lsp")
+vim.cmd("help codegen_lsp")
+assert(vim.fn.expand("%:t") == "codegen_lsp.txt", vim.fn.expand("%:p"))
+io.stdout:write("SNIPPET OK\\n")
+"""
+    _nvim_lua(nvim, tmp_path, code, "lazy")
+
+
+def test_help_tags(tmp_path: Path) -> None:
+    """`:helptags` accepts doc/codegen_lsp.txt (no duplicate tags) and each tag it finds opens the file."""
+    nvim = _nvim()
+    doc = tmp_path / "plugin" / "doc"
+    shutil.copytree(EDITORS / "nvim" / "doc", doc, ignore=shutil.ignore_patterns("tags"))
+    code = f"""
+vim.opt.rtp:prepend({str(doc.parent)!r})
+vim.cmd("helptags " .. {str(doc)!r})
+local tags = vim.fn.readfile({str(doc / "tags")!r})
+assert(#tags >= 20, "too few tags: " .. #tags)
+for _, line in ipairs(tags) do
+  local tag = vim.split(line, "\\t")[1]
+  vim.cmd("help " .. vim.fn.escape(tag, " "))
+  assert(vim.fn.expand("%:t") == "codegen_lsp.txt", tag)
+  vim.cmd("close")
+end
+for _, tag in ipairs({{ "codegen_lsp", ":CodegenLsp", "codegen_lsp.status()", "codegen_lsp-health" }}) do
+  assert(vim.fn.index(vim.tbl_map(function(l) return vim.split(l, "\\t")[1] end, tags), tag) >= 0, tag)
+end
+io.stdout:write("SNIPPET OK\\n")
+"""
+    _nvim_lua(nvim, tmp_path, code, "help")

@@ -224,8 +224,9 @@ end
 --- A short text for statuslines (lualine: `sections = { lualine_x = { require('codegen_lsp').status } }`):
 --- '' where no codegen-lsp client is attached, else `CodeGen ready`, `CodeGen loading 42%`, `CodeGen off`, ...
 --- It changes with the server's `codegenLsp/status` (a `User CodegenLspStatus` autocmd fires then).
+--- (lualine calls a component with its own object first: anything but a buffer number is the current one.)
 function M.status(bufnr)
-  return status.short(bufnr)
+  return status.short(type(bufnr) == 'number' and bufnr or 0)
 end
 
 --- `codegen-lsp doctor` as `:checkhealth codegen_lsp` runs it.
