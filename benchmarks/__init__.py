@@ -1,5 +1,10 @@
-"""Benchmarks: our engine and server against the peers in the same run. Commands, never tests; not in the wheel.
+"""Benchmarks: our engine and server against the peers in the same run. Commands, never tests; not in the wheel,
+and never imported by the product (`codegen-lsp bench` runs `python -m benchmarks` in a process of its own).
 
-python -m benchmarks engine|typing|memory|server [args]      (from a checkout)
-codegen-lsp bench engine|typing|memory|server [args]         (the same, where the checkout is importable)
+    python -m benchmarks KIND [args]       (from a checkout)
+    codegen-lsp bench KIND [args]          (the same, from an editable install of the checkout)
+
+The kinds are `KINDS` in `__main__.py`, one line each (`python -m benchmarks` with no KIND prints them): engine,
+typing, memory, server, remote, soak and context when this was written; tests/test_boundaries.py checks that this
+line names every one.
 """

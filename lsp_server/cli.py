@@ -4,11 +4,12 @@
     codegen-lsp complete --model MODEL FILE --line L --character C [--json] [...]
     codegen-lsp export MODEL OUTDIR [--dtype DTYPE]
     codegen-lsp doctor [--model MODEL] [--settings JSON] [--json]   (OK/WARN/FAIL lines; exit 1: unusable)
-    codegen-lsp bench engine|typing|memory|server|remote|soak [args]   (from a checkout)
+    codegen-lsp bench KIND [args]   (from a checkout: `codegen-lsp bench` lists the kinds)
     codegen-lsp --version
 
-Only `complete`, `doctor`, `export` and `bench` import torch (`complete` and `doctor` run the engine in this process);
-`serve` never does.
+Only `complete`, `doctor` and `export` import torch (`complete` and `doctor` run the engine in this process); `serve`
+never does. `bench` runs `python -m benchmarks` from the checkout in a process of its own: the product never imports
+the benchmarks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -173,21 +175,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(kind: str, args: list[str]) -> int:
-    """The benchmarks live beside the product (`benchmarks/` in the checkout), not in the wheel: found on the
-    path, or next to this package in an editable install from a checkout."""
+    """The benchmarks live beside the product (`benchmarks/` in the checkout), not in the wheel, and the product
+    never imports them: `python -m benchmarks` runs in its own process, with the checkout on its path."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "benchmarks" / "__main__.py").is_file():
+        print(
+            "codegen-lsp bench: error: the benchmarks are not installed: run them from a checkout of codegen-lsp "
+            "(pip install -e '.[test]', then codegen-lsp bench ... or python -m benchmarks ...)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    path = os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH", "")) if p)
     try:
-        import benchmarks.__main__ as bench
-    except ImportError:
-        checkout = Path(__file__).resolve().parent.parent
-        if not (checkout / "benchmarks" / "__main__.py").is_file():
-            raise CliError(
-                "the benchmarks are not installed: run them from a checkout of codegen-lsp "
-                "(pip install -e '.[test]', then codegen-lsp bench ... or python -m benchmarks ...)"
-            ) from None
-        sys.path.insert(0, str(checkout))
-        import benchmarks.__main__ as bench
-    bench.main([kind, *args])
-    return 0
+        return subprocess.call(
+            [sys.executable, "-m", "benchmarks", kind, *args], env={**os.environ, "PYTHONPATH": path}
+        )
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -208,9 +212,26 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
+    """One completion, as the server would make it: each step below is one of the server's, or the file's."""
     from codegen_lsp.lsp_server.documents import Document
-    from codegen_lsp.lsp_server.languages import LANGUAGES, enabled_language_ids, language_for_id, language_for_path
     from codegen_lsp.lsp_server.pipeline import engine_request, finish_items, plan
+
+    settings = _settings_from(args)
+    text = _read_text(args.file)
+    language = _language(args, settings)
+    document = Document(args.file.resolve().as_uri(), text, language.language_ids[0])
+    offset = _cursor_offset(document, args)
+    planned = plan(text, offset, settings, invoked=True, language=language)
+    assert planned is not None  # an explicit request always completes
+    request = engine_request(planned, settings, request_id=1, document=document.uri)
+    result, load_ms = _generate(settings, request)
+    items = finish_items(result, planned.ctx, planned.rule)
+    _print_completion(result, items, offset, load_ms, as_json=args.json)
+    return 0
+
+
+def _settings_from(args: argparse.Namespace):
+    """--settings JSON, then the options that name a setting on top; any warning is an error here."""
     from codegen_lsp.lsp_server.settings import parse_settings
 
     raw: dict = {}
@@ -235,27 +256,39 @@ def _complete(args: argparse.Namespace) -> int:
     settings, warnings = parse_settings(raw)
     if warnings:
         raise CliError(" ".join(warnings))
+    return settings
 
+
+def _read_text(path: Path) -> str:
     try:
-        text = args.file.read_bytes().decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise CliError(f"{args.file}: no such file") from None
+        raise CliError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise CliError(f"{args.file}: is a folder, not a file") from None
+        raise CliError(f"{path}: is a folder, not a file") from None
     except OSError as error:
-        raise CliError(f"{args.file}: {error.strerror or error}") from None
+        raise CliError(f"{path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
-        raise CliError(f"{args.file}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    language = (language_for_id(args.language) if args.language else language_for_path(args.file)) or LANGUAGES[
-        "python"
-    ]
+        raise CliError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def _language(args: argparse.Namespace, settings):
+    """--language, else the file's extension, else Python; a warning when the model was not trained on it."""
+    from codegen_lsp.lsp_server.languages import LANGUAGES, enabled_language_ids, language_for_id, language_for_path
+
+    chosen = language_for_id(args.language) if args.language else language_for_path(args.file)
+    language = chosen or LANGUAGES["python"]
     if language.language_ids[0] not in enabled_language_ids("auto", settings.model.model):
         print(
             f"codegen-lsp complete: warning: {settings.model.model} was trained on Python only; "
             f"completing {language.title} anyway",
             file=sys.stderr,
         )
-    document = Document(args.file.resolve().as_uri(), text, language.language_ids[0])
+    return language
+
+
+def _cursor_offset(document, args: argparse.Namespace) -> int:
+    """--line/--character (0-based, UTF-16 as LSP) as a code point offset into the text; past the end is an error."""
     if args.line < 0 or args.character < 0:
         raise CliError("--line and --character are 0-based and cannot be negative")
     if args.line >= document.line_count:
@@ -263,24 +296,26 @@ def _complete(args: argparse.Namespace) -> int:
             f"{args.file} has {document.line_count} lines (0 to {document.line_count - 1}); "
             f"--line {args.line} is past the end"
         )
-    offset = document.offset_at(args.line, args.character, "utf-16")
-    planned = plan(text, offset, settings, invoked=True, language=language)
-    assert planned is not None  # an explicit request always completes
+    return document.offset_at(args.line, args.character, "utf-16")
 
-    request = engine_request(planned, settings, request_id=1, document=document.uri)
+
+def _generate(settings, request):
+    """(result, load_ms) from the backend the settings choose: the remote server, or the engine in this process."""
     if settings.backend.backend == "openai":
-        result, load_ms = _generate_remotely(settings, request)
-    else:
-        engine, load_ms = _load_engine(settings)
-        try:
-            result = engine.generate(request)
-        except (ValueError, TypeError) as error:
-            raise CliError(f"the engine refused the request: {error}") from None
-    items = finish_items(result, planned.ctx, planned.rule)
+        return _generate_remotely(settings, request)
+    engine, load_ms = _load_engine(settings)
+    try:
+        return engine.generate(request), load_ms
+    except (ValueError, TypeError) as error:
+        raise CliError(f"the engine refused the request: {error}") from None
+
+
+def _print_completion(result, items: list[str], offset: int, load_ms: float, *, as_json: bool) -> None:
+    """The first item as text; or, with --json, the completion with its raw text, token ids, stop and timings."""
     completion = items[0] if items else ""
-    if not args.json:
+    if not as_json:
         sys.stdout.write(completion + ("\n" if completion and not completion.endswith("\n") else ""))
-        return 0
+        return
     first = result.candidates[0] if result.candidates else None
     output = {
         "completion": completion,
@@ -293,7 +328,6 @@ def _complete(args: argparse.Namespace) -> int:
         "timings": {**asdict(result.timings), "load_ms": load_ms},
     }
     print(json.dumps(output, ensure_ascii=False))
-    return 0
 
 
 class _Collect:
@@ -311,7 +345,7 @@ def _generate_remotely(settings, request):
     import asyncio
     import time
 
-    from codegen_lsp.lsp_server.backends.local import EngineError
+    from codegen_lsp.lsp_server.backends import BackendError
     from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, load_model_files
 
     said: list[str] = []
@@ -328,7 +362,7 @@ def _generate_remotely(settings, request):
 
     try:
         return asyncio.run(run())
-    except EngineError as error:
+    except BackendError as error:
         raise CliError(said[0] if said else error.message) from None
 
 

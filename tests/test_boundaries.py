@@ -171,6 +171,25 @@ def test_only_the_worker_entry_is_a_process_boundary() -> None:
     assert problems and problems[0].startswith(engine)  # the engine itself is not torch-free: never import it
 
 
+def test_the_product_never_imports_benchmarks_tests_or_scripts() -> None:
+    """They live beside the product, not in it (`codegen-lsp bench` runs them in a process of their own)."""
+    found = []
+    for folder in sorted(FOLDERS):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for imported, line in imports_of(path.read_text()):
+                if imported.split(".")[0] in ("benchmarks", "tests", "scripts"):
+                    found.append(f"{path.relative_to(ROOT)}:{line}: import {imported}")
+    assert found == []
+
+
+def test_the_benchmarks_docstring_names_every_kind() -> None:
+    from benchmarks import __doc__ as listing
+    from benchmarks.__main__ import KINDS
+
+    assert listing is not None
+    assert [kind for kind in KINDS if kind not in listing] == []
+
+
 BLOCK_TORCH = """
 import sys
 for name in ("torch", "transformers", "safetensors.torch"):

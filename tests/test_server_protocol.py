@@ -56,7 +56,7 @@ async def cli_complete(tmp_path: Path, model_dir: Path, text: str, line: int, ch
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "lsp_server",
+        "codegen_lsp.lsp_server",
         "complete",
         "--model",
         str(model_dir),
@@ -97,6 +97,12 @@ async def test_server_process_never_imports_torch(client) -> None:
     state = await debug_state(client)
     assert state["engine"] == "ready"
     assert state["modules"] == []  # neither torch nor transformers (nor numpy) in the server process
+
+
+async def test_every_module_is_loaded_once(client) -> None:
+    """One import style: no file is loaded under two names (two `Settings` classes would never compare equal)."""
+    state = await debug_state(client)
+    assert state["duplicate_modules"] == []
 
 
 async def test_loading_progress_was_reported(client) -> None:
