@@ -165,16 +165,25 @@ def decode_loop(
             return done(StopReason.CONTEXT_FULL)
         draft = drafter.propose(min(max_new_tokens - len(tokens), cache.max_len - position - 1)) if drafter else []
         if draft:
-            batch = torch.tensor([[token, *draft]], device=device)  # (1, 1 + d)
-            positions = torch.arange(position, position + 1 + len(draft), device=device)
-            with torch.inference_mode():
-                greedy = model(batch, positions, cache)[0].argmax(-1).tolist()  # (1 + d,)
-            accepted = 0
-            while accepted < len(draft) and draft[accepted] == greedy[accepted]:
-                accepted += 1
-            decided = draft[:accepted] + [greedy[accepted]]
-            fed = len(tokens) + accepted
+            decided = verify_draft(model, cache, token, draft, position, device)
+            fed = len(tokens) + len(decided) - 1  # the accepted drafts are in the cache; the model's own choice not
         else:
             logits = step(torch.tensor([[token]], device=device), torch.tensor([position], device=device))
             fed = len(tokens)
         passes += 1
+
+
+@torch.inference_mode()
+def verify_draft(
+    model: CodeGen, cache: KVCache, token: int, draft: list[int], position: int, device: torch.device
+) -> list[int]:
+    """Speculative decoding's check: `token` and the `draft` after it (d tokens) in one forward pass at positions
+    position..position+d. The drafted tokens that equal the model's greedy choices are kept, plus the model's own
+    choice after the last of them: what greedy decoding would have produced, one token or more per pass."""
+    batch = torch.tensor([[token, *draft]], device=device)  # (1, 1 + d)
+    positions = torch.arange(position, position + 1 + len(draft), device=device)  # (1 + d,)
+    greedy = model(batch, positions, cache)[0].argmax(-1).tolist()  # (1 + d, V) -> 1 + d token ids
+    accepted = 0
+    while accepted < len(draft) and draft[accepted] == greedy[accepted]:
+        accepted += 1
+    return draft[:accepted] + [greedy[accepted]]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from codegen_lsp.inference.protocol import Candidate, CompletionResult, StopReason
+from codegen_lsp.inference.rules.generation import first_of_each
 from codegen_lsp.inference.rules.stop_rule import StopRule
 from codegen_lsp.lsp_server.pipeline.context import CompletionContext
 from codegen_lsp.lsp_server.pipeline.decide import is_identifier_char
@@ -117,9 +118,5 @@ def complete_lines(candidate: Candidate) -> str:
 
 def finish_items(result: CompletionResult, ctx: CompletionContext, rule: StopRule) -> list[str]:
     """Every candidate post-processed; empty and duplicate items dropped, the backend's order kept."""
-    items: list[str] = []
-    for candidate in result.candidates:
-        text = postprocess(complete_lines(candidate), ctx, rule)
-        if text and text not in items:
-            items.append(text)
-    return items
+    texts = (postprocess(complete_lines(candidate), ctx, rule) for candidate in result.candidates)
+    return first_of_each(text for text in texts if text)
