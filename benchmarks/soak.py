@@ -1,6 +1,7 @@
 """Soak: does the server leave anything behind? (a command, never a test)
 
     codegen-lsp bench soak [--minutes 30] [--model PATH|bundled] [--warmup-minutes 3] [--sample-s 10]
+    codegen-lsp bench soak --backend openai [--backend-url URL] [--minutes 10]
 
 A file of the standard library is opened up to the start of the line holding its ~1,500th token; its next
 `--burst` characters are typed one keystroke at a time (a `didChange`, then an automatic
@@ -9,6 +10,10 @@ whole-text `didChange`) and the burst starts again, for `--minutes`. The documen
 memory that grows is memory kept per message. The resident memory (VmRSS) of the server and of its inference
 worker is sampled every `--sample-s`; growth is measured from the end of the warm-up (caches filling, the
 allocator settling) to the end.
+
+With `--backend openai` the completions come from an OpenAI-compatible server: `--backend-url`, or else a CPU
+vLLM started here serving `codegen-lsp export bundled` (`scripts/setup_vllm.sh` installs it; about a minute to
+start), with `--model bundled` for the tokenizer. The "worker" row is then that vLLM's process tree.
 """
 
 from __future__ import annotations
@@ -81,6 +86,13 @@ def soak(args: argparse.Namespace, model: str) -> dict:
         "debounceMs": 0,
         "logLevel": "warning",
     }
+    vllm = None
+    if args.backend == "openai":
+        url = args.backend_url
+        if url is None:
+            vllm = start_vllm(Path(args.workdir))
+            url = vllm.url
+        settings.update(backend="openai", backendUrl=url, model="bundled")
     connection = Connection([sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"], _env())
     samples: list[tuple[float, int, int, int]] = []  # (seconds, server KiB, worker KiB, keystrokes)
     keystrokes = 0
@@ -99,8 +111,12 @@ def soak(args: argparse.Namespace, model: str) -> dict:
         while True:
             now = time.monotonic()
             if now - last_sample >= args.sample_s or not samples or now >= end:
-                worker = worker_pid(server_pid)
-                samples.append((now - start, rss_kb(server_pid), rss_kb(worker) if worker else 0, keystrokes))
+                if vllm is not None:
+                    worker_kb = vllm.rss_bytes() // 1024
+                else:
+                    worker = worker_pid(server_pid)
+                    worker_kb = rss_kb(worker) if worker else 0
+                samples.append((now - start, rss_kb(server_pid), worker_kb, keystrokes))
                 last_sample = now
             if now >= end:
                 break
@@ -129,7 +145,27 @@ def soak(args: argparse.Namespace, model: str) -> dict:
             keystrokes += 1
     finally:
         connection.close()
+        if vllm is not None:
+            vllm.stop()
     return {"file": source_path.name, "samples": samples, "keystrokes": keystrokes}
+
+
+def start_vllm(workdir: Path):
+    """A CPU vLLM serving the bundled model's GPT-J export, ready."""
+    from benchmarks.vllm_server import VllmServer, export_bundled, vllm_python
+
+    python = vllm_python()
+    if python is None:
+        raise RuntimeError("no vLLM here: run scripts/setup_vllm.sh, or pass --backend-url")
+    workdir.mkdir(parents=True, exist_ok=True)
+    export = workdir / "bundled-gptj"
+    server = VllmServer(python, export if export.is_dir() else export_bundled(export), workdir / "vllm-soak.log")
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def growth(samples: list[tuple[float, int, int, int]], warmup_s: float, column: int) -> tuple[int, int, float]:
@@ -140,7 +176,9 @@ def growth(samples: list[tuple[float, int, int, int]], warmup_s: float, column: 
 
 
 def soak_benchmark(args: argparse.Namespace) -> str:
-    if args.model:
+    if args.backend == "openai":
+        model = "bundled"  # the tokenizer of what the vLLM started here serves (or the one --backend-url serves)
+    elif args.model:
         model = args.model
     else:
         from benchmarks.common import random_checkpoint
@@ -163,7 +201,13 @@ def soak_benchmark(args: argparse.Namespace) -> str:
         f"codegen-lsp soak: {args.minutes:g} min of typing replay ({result['file']}, bursts of {args.burst} "
         f"keystrokes, each a didChange + an awaited inlineCompletion, then the document put back), "
         f"{result['keystrokes']} keystrokes ({keystrokes_after} after a {args.warmup_minutes:g} min warm-up), "
-        f"model {model}, device {args.device}. Resident memory (VmRSS)."
+        f"model {model}, device {args.device}"
+        + (
+            f", backend openai ({'vLLM CPU' if args.backend_url is None else 'a server'}; worker = the server)"
+            if args.backend == "openai"
+            else ""
+        )
+        + ". Resident memory (VmRSS)."
     )
     table = [
         "| process | at start | after warm-up | at end | growth after warm-up | per keystroke |",
@@ -194,6 +238,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--trace", action="store_true", help="also print every sample")
+    parser.add_argument("--backend", default="local", choices=("local", "openai"))
+    parser.add_argument(
+        "--backend-url", default=None, help="with --backend openai: the API base (default: start a CPU vLLM here)"
+    )
     parser.add_argument(
         "--workdir",
         default=str(Path(tempfile.gettempdir()) / "codegen-lsp-bench"),

@@ -481,3 +481,28 @@ async def test_the_key_is_sent_as_a_bearer_token(server, monkeypatch):
         assert server.asked("/v1/models")[0].headers["authorization"] == "Bearer sk-good"
     finally:
         await backend.stop()
+
+
+async def test_an_error_that_echoes_the_key_does_not_show_it(server, monkeypatch):
+    monkeypatch.setenv("CODEGEN_TEST_KEY", "sk-very-secret")
+    server.routes["/v1/completions"] = hostile.answer({"error": {"message": "bad header Bearer sk-very-secret"}}, 500)
+    said = Said()
+    backend = await started(server.url, said, api_key_env="CODEGEN_TEST_KEY")
+    try:
+        with pytest.raises(RemoteError) as failed:
+            await backend.generate(request())
+        assert "sk-very-secret" not in failed.value.message and "Bearer ***" in failed.value.message
+        assert all("sk-very-secret" not in message for _, message in said.messages)
+    finally:
+        await backend.stop()
+
+
+def test_retry_after_reads_seconds_and_dates_and_caps_them():
+    from codegen_lsp.lsp_server.backends.openai_http import RETRY_AFTER_MAX_S, retry_after_seconds
+
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412500.0) == 10.0
+    assert retry_after_seconds("99999999") == RETRY_AFTER_MAX_S
+    assert (
+        retry_after_seconds("-3") is None and retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+    )

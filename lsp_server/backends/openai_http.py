@@ -191,6 +191,7 @@ class RemoteHttp:
         headers = {"Accept-Encoding": "identity"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        self._key = api_key
         self.base = base_url.rstrip("/") + "/"
         self.shown = redact(base_url.rstrip("/"))
         self._client = httpx.AsyncClient(
@@ -256,6 +257,8 @@ class RemoteHttp:
             )
         body = b"" if encoding not in ("", "identity") else await _read_at_most(response, ERROR_BODY_BYTES, None)
         message = error_message(body)
+        if self._key:  # a proxy that echoes the request's headers back: the key is never shown
+            message = message.replace(self._key, "***")
         failure = failure_for(status, message)
         retry_after = retry_after_seconds(response.headers.get("retry-after")) if status in (429, 503) else None
         detail = f": {message}" if message else ""
