@@ -185,3 +185,12 @@ def test_the_dtype_setting_and_the_cli_accept_int4():
     assert warnings == [] and settings.model_spec().dtype == "int4"
     args = _parser().parse_args(["complete", "x.py", "--line", "0", "--character", "0", "--dtype", "int4"])
     assert args.dtype == "int4"
+
+
+def test_the_loaded_model_names_its_kernels_and_the_cpu(int4_loaded):
+    from codegen_lsp.inference.model.device import cpu_info
+
+    line = int4_loaded.kernels
+    assert "int4 in groups of 64 through _weight_int4pack_mm_for_cpu" in line
+    assert "head: bfloat16" in line or "head: float32" in line
+    assert cpu_info()[0] in line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from codegen_lsp.inference.model.codegen import CodeGen, rotary_tables
 from codegen_lsp.inference.model.device import dtype_name, resolve_device, resolve_dtype, resolve_quantization
 from codegen_lsp.inference.model.int4 import int4_kernel_problem
 from codegen_lsp.inference.model.kernels import onednn_packing_available, pack_for_onednn, release_freed_memory
-from codegen_lsp.inference.model.quantize import WeightFormat, quantized_projection
+from codegen_lsp.inference.model.quantize import WeightFormat, describe_kernels, quantized_projection
 from codegen_lsp.inference.protocol import ErrorKind, ModelSpec
 from codegen_lsp.tokenizer.codegen_tokenizer import CodeGenTokenizer, TokenizerLoadError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +38,11 @@ class LoadedModel:
     load_ms: float
     warning: str | None = None  # said once to the person, e.g. that the bundled model stands in
     quantized: str | None = None  # "int8" or "int4": the projections' weights
+
+    @property
+    def kernels(self) -> str:
+        """One line naming the kernels chosen at load for this model on this machine (for the log and `doctor`)."""
+        return describe_kernels(self.model, self.dtype, self.device)
 
     @property
     def dtype_name(self) -> str:
@@ -165,7 +173,7 @@ def load_folder(
             f"{str(exc).splitlines()[0]}",
             ErrorKind.OUT_OF_MEMORY,
         ) from None
-    return LoadedModel(
+    loaded = LoadedModel(
         model,
         tokenizer,
         config,
@@ -175,6 +183,8 @@ def load_folder(
         (time.perf_counter() - start) * 1000,
         quantized=quantized,
     )
+    log.info("loaded %s: %s", folder.name, loaded.kernels)
+    return loaded
 
 
 def load(spec: ModelSpec, report: Progress | None = None, fallback_to_bundled: bool = True) -> LoadedModel:

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from codegen_lsp.inference.model.codegen import CodeGen
-from codegen_lsp.inference.model.device import cpu_has_vnni
+from codegen_lsp.inference.model.device import cpu_description, cpu_has_vnni
 from codegen_lsp.inference.model.int4 import DEFAULT_GROUP, QUANTIZE_HEAD_INT4, Int4Linear, group_for
 from codegen_lsp.inference.model.kernels import release_freed_memory
 
@@ -220,3 +220,27 @@ def quantize_model(model: CodeGen, form: WeightFormat, dtype: torch.dtype) -> No
                     setattr(parent, name, replacement)
                 del child, weight
                 release_freed_memory()
+
+
+def kernel_label(module: nn.Module) -> str:
+    """Which kernel a projection runs through, in words."""
+    if isinstance(module, Int4Linear):
+        return f"int4 in groups of {module.group} through {module.kernel}"
+    if isinstance(module, Int8Linear):
+        return "int8 through fbgemm's dynamic int8 linear" if module.kernel == "fbgemm" else "int8 through _int_mm"
+    weight = module.weight
+    dtype = str(weight.dtype).removeprefix("torch.")
+    if weight.layout == torch._mkldnn:
+        return f"{dtype} through oneDNN (packed weights)"
+    return f"{dtype} through F.linear" + (" (one row: torch.mv)" if weight.device.type == "cpu" else "")
+
+
+def describe_kernels(model: CodeGen, dtype: torch.dtype, device: torch.device) -> str:
+    """One line saying which kernels the loaded model runs, for the log and `codegen-lsp doctor`, e.g. "matrices:
+    int4 in groups of 64 through _weight_int4pack_mm_for_cpu; head: bfloat16 through oneDNN (packed weights);
+    activations and KV cache: bfloat16; CPU: AMD EPYC (avx512_bf16, avx512_vnni, avx512f, avx2; no AMX)"."""
+    blocks = sorted({kernel_label(m) for block in model.h for m in (block.in_proj, block.out_proj)})
+    head = "the embedding (tied)" if model.config.tie_word_embeddings else kernel_label(model.lm_head)
+    where = f"CPU: {cpu_description()}" if device.type == "cpu" else f"device: {device}"
+    activations = str(dtype).removeprefix("torch.")
+    return f"matrices: {', '.join(blocks)}; head: {head}; activations and KV cache: {activations}; {where}"
