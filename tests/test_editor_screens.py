@@ -189,6 +189,64 @@ class Nvim:
         return int(self.expr("luaeval('#vim.lsp.get_clients({bufnr = 0, name = \"codegen_lsp\"})')"))
 
 
+def _ghost_after_cursor(screen: TmuxScreen) -> bool:
+    row, column = screen.cursor()
+    return len(screen.lines()[row].rstrip()) > column
+
+
+def _inline_requests(log: Path) -> tuple[int, int]:
+    """From the server's log lines in lsp.log: the inline requests it worked on (their `#N inline` tags), and
+    the requests it answered empty because completions were switched off."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return len(set(re.findall(r"#(\d+) inline ", text))), text.count("completions are switched off")
+
+
+def _nvim_type_case_again(screen: TmuxScreen, nvim: Nvim, case: ScreenCase) -> None:
+    """From Insert mode: back to the file as on disk (`:e!`), then type the case's line again."""
+    screen.keys("Escape")
+    screen.type(":e!")
+    screen.keys("Enter")
+    _wait(lambda: nvim.buffer() + "\n" == case.text, ":e! to reload the file", show=nvim.buffer)
+    screen.keys("G", "o")
+    screen.type(case.typed)
+
+
+def _nvim_menu_switches_and_own_tab(screen: TmuxScreen, nvim: Nvim, case: ScreenCase, completion: str) -> None:
+    """The popup menu hides the ghost text; `:CodegenLsp disable` shows in the statusline and typing then sends
+    the server nothing (counted in its log); <Tab> is the person's own mapping (four spaces, where Vim's <Tab>
+    would insert a tab); `:CodegenLsp enable` brings the ghost text back."""
+    typed_line = case.typed_text.split("\n")[-1]
+    log = Path(nvim.expr("luaeval('vim.lsp.get_log_path()')"))
+    _nvim_type_case_again(screen, nvim, case)
+    _ghost_at_cursor(screen, typed_line, completion, 60)
+    screen.keys("C-n")  # keyword completion: the popup menu opens (completeopt menuone, noselect)
+    _wait(lambda: nvim.expr("pumvisible()") == "1", "the popup menu")
+    screen.wait(lambda: not _ghost_after_cursor(screen), "the ghost text to go while the menu is open")
+    screen.keys("C-e")
+    _wait(lambda: nvim.expr("pumvisible()") == "0", "the popup menu to close")
+
+    screen.keys("Escape")
+    screen.type(":CodegenLsp disable")
+    screen.keys("Enter")
+    screen.wait_for_text("CodeGen off")
+    requests_before = _inline_requests(log)
+    _nvim_type_case_again(screen, nvim, case)
+    _wait(lambda: nvim.line() == typed_line, "the typed line", show=nvim.line)
+    time.sleep(1.0)  # the plugin asks at once (no debounce of its own): it would have by now
+    assert not _ghost_after_cursor(screen), screen.text()
+    assert _inline_requests(log) == requests_before, (requests_before, _inline_requests(log))
+    screen.keys("Tab")
+    _wait(lambda: nvim.line() == typed_line + "    ", "<Tab> to run the person's own mapping", show=nvim.line)
+
+    screen.keys("Escape")
+    screen.type(":CodegenLsp enable")
+    screen.keys("Enter")
+    screen.wait_for_text("CodeGen ready")
+    _nvim_type_case_again(screen, nvim, case)
+    _ghost_at_cursor(screen, typed_line, completion, 60)
+    assert _inline_requests(log)[0] > requests_before[0]  # the count counts
+
+
 def test_nvim_ghost_text_on_screen(tmp_path: Path) -> None:
     nvim_path = _need("nvim")
     case = _project(tmp_path)
@@ -207,11 +265,16 @@ def test_nvim_ghost_text_on_screen(tmp_path: Path) -> None:
         screen.wait_for_text("class Inventory")
         nvim = Nvim(nvim_path, socket)
         _wait(lambda: nvim.attached() == 1, "the server to attach")
+        screen.wait_for_text("CodeGen ready")  # the statusline
+        history = json.loads(nvim.expr("json_encode(luaeval('_G.status_history'))"))
+        assert "CodeGen ready" in history and any(h.startswith("CodeGen loading") for h in history), history
+        assert history.index("CodeGen ready") > min(i for i, h in enumerate(history) if h.startswith("CodeGen loading"))
         screen.keys("G", "o")
         _type_then_see_the_ghost(screen, nvim, case, completion, "nvim")
 
         keys = AcceptKeys(word="M-Right", line="C-M-Right", everything="Tab", dismiss="C-]")
         _accept_word_line_rest_then_dismiss(screen, nvim, case, completion, keys)
+        _nvim_menu_switches_and_own_tab(screen, nvim, case, completion)
 
         screen.keys("Escape")
         screen.type(":w")
