@@ -429,18 +429,6 @@ def _loaded_twice() -> list[list[str]]:
     return sorted(sorted(both) for both in names.values() if len(both) > 1)
 
 
-
-def _loaded_twice() -> list[list[str]]:
-    """Our modules whose file is loaded under two names (`python -m lsp_server` once made two `Settings`)."""
-    ours = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # lsp_server/, inference/, ... are in it
-    names: dict[str, list[str]] = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if path and os.path.realpath(path).startswith(ours + os.sep):
-            names.setdefault(os.path.realpath(path), []).append(name)
-    return sorted(sorted(both) for both in names.values() if len(both) > 1)
-
-
 if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
 
     @server.command("codegenLsp.debugDocumentText")
@@ -462,6 +450,5 @@ if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             "documents": len(ls.documents),
             "handler_futures": ls.protocol.handlers_in_flight(),  # in flight only: nothing kept per message
             "modules": sorted(m for m in ("torch", "transformers", "numpy") if m in sys.modules),
-            "duplicate_modules": _loaded_twice(),
             "duplicate_modules": _loaded_twice(),
         }
