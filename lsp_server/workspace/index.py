@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codegen_lsp.lsp_server.languages import language_for_path
+from codegen_lsp.lsp_server.workspace.declarations import Block, outline
 from codegen_lsp.lsp_server.workspace.ignore import IgnoreRules
 from codegen_lsp.lsp_server.workspace.retrieval import WindowIndex
 
@@ -97,6 +98,15 @@ class WorkspaceIndex:
         self.by_suffix: dict[str, list[Path]] = {}  # the last path component -> its files (imports resolve by it)
         self.windows: dict[str, WindowIndex] = {}
         self.report = IndexReport()
+        self._outlines: dict[Path, list[Block]] = {}
+
+    def outline(self, path: Path) -> list[Block]:
+        """The declarations of an indexed file, read once."""
+        found = self._outlines.get(path)
+        if found is None:
+            file = self.files[path]
+            found = self._outlines[path] = outline(file.text, file.language)
+        return found
 
     def add(self, file: IndexedFile) -> None:
         self.files[file.path] = file

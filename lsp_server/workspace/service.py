@@ -19,10 +19,13 @@ from codegen_lsp.lsp_server.pipeline.plan import Plan
 from codegen_lsp.lsp_server.workspace.index import DEFAULT_LIMITS, IndexLimits, WorkspaceIndex, build_index
 from codegen_lsp.lsp_server.workspace.snippets import (
     ALL_SOURCES,
+    SLACK_TOKENS,
+    FileCut,
     RefreshPolicy,
     SnippetCache,
     Source,
     candidate_snippets,
+    cut_file_text,
     refresh_key,
     render_block,
     snippet_budget,
@@ -62,6 +65,8 @@ class WorkspaceContext:
         self._model: tuple[str, str | None] | None = None
         self._open: dict[str, object] = {}  # uri -> its Document (the store's, kept up to date by the server)
         self._saves: dict[str, int] = {}
+        self._cuts: dict[str, tuple[object, FileCut]] = {}  # uri -> (refresh key, where its text starts)
+        self.last_prompts: dict[str, str] = {}  # uri -> the last prompt with snippets (tests, debugging)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,6 +123,8 @@ class WorkspaceContext:
     def closed(self, uri: str) -> None:
         self._open.pop(uri, None)
         self._saves.pop(uri, None)
+        self._cuts.pop(uri, None)
+        self.last_prompts.pop(uri, None)
         self.cache.forget(uri)
 
     def _open_documents(self, uri: str, language: str) -> list[tuple[Path, str]]:
@@ -154,7 +161,7 @@ class WorkspaceContext:
         budget = prompt_budget(context_tokens, max_new_tokens, self.files.n_positions)
         share = snippet_budget(snippet_tokens, budget)
         tokenizer = self.files.tokenizer
-        key = (refresh_key(self.cache.policy, text, offset, self._saves.get(uri, 0)), share)
+        key = (refresh_key(self.cache.policy, text, offset, self._saves.get(uri, 0)), share, budget)
 
         def choose() -> str:
             found = candidate_snippets(
@@ -163,4 +170,15 @@ class WorkspaceContext:
             return render_block(found, language, lambda s: len(tokenizer.encode(s)), share)
 
         block = self.cache.block(uri, key, choose)
-        return with_snippets(planned, block, tokenizer.encode_with_offsets, budget)
+        if not block:
+            return planned
+        kept = self._cuts.get(uri)
+        room = budget - self.cache.tokens(uri, lambda: len(tokenizer.encode(block))) - SLACK_TOKENS
+        cut = cut_file_text(
+            text, offset, planned.ctx.prompt_start, room, tokenizer.encode_with_offsets,
+            kept[1] if kept is not None and kept[0] == key else None,
+        )  # fmt: skip
+        self._cuts[uri] = (key, cut)
+        planned = with_snippets(planned, block, cut)
+        self.last_prompts[uri] = planned.prompt
+        return planned

@@ -7,7 +7,7 @@ until its refresh key changes (`RefreshPolicy`): measured with `codegen-lsp benc
 new cursor line keeps the cache hit rate of a typing replay above 95 % (see the README's table).
 
 The budget: `snippet_tokens` (at most half the prompt's) for the block, the rest for the file's own text, which
-is cut first to its share (`compose_prompt`, the same `fit_window` as the backends) so that the backend's own
+is cut first to its share (`cut_file_text`, the same `fit_window` as the backends) so that the backend's own
 window never has to drop either.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from codegen_lsp.inference.rules.window import fit_window
 from codegen_lsp.lsp_server.pipeline.plan import Plan
-from codegen_lsp.lsp_server.workspace.declarations import ordered_for, outline
+from codegen_lsp.lsp_server.workspace.declarations import ordered_for
 from codegen_lsp.lsp_server.workspace.imports import resolve_imports
 from codegen_lsp.lsp_server.workspace.index import WorkspaceIndex
 from codegen_lsp.lsp_server.workspace.retrieval import WindowIndex, query_lines
@@ -33,7 +33,8 @@ __all__ = [
     "Source",
     "candidate_snippets",
     "comment_prefix",
-    "compose_prompt",
+    "FileCut",
+    "cut_file_text",
     "render",
     "render_block",
     "snippet_budget",
@@ -111,33 +112,43 @@ def snippet_budget(snippet_tokens: int, prompt_budget: int) -> int:
     return max(0, min(snippet_tokens, prompt_budget // 2))
 
 
-def compose_prompt(
-    block: str,
-    file_prompt: str,
-    encode_with_offsets: Callable[[str], tuple[list[int], list[tuple[int, int]]]],
-    budget: int,
-) -> tuple[str, int]:
-    """(the prompt, where the file's text starts in `file_prompt`): the block, then the file's text cut to the
-    tokens the block leaves (by `fit_window`, so the cut stays put while the person types). No block: the
-    file's prompt as it is, the backend cuts it as before."""
-    if not block:
-        return file_prompt, 0
-    block_tokens = len(encode_with_offsets(block)[0])
-    _, start = fit_window(file_prompt, encode_with_offsets, max(1, budget - block_tokens))
-    return block + file_prompt[start:], start
+SLACK_TOKENS = 8  # kept free of the budget: tokens counted in pieces may merge differently once joined
 
 
-def with_snippets(
-    planned: Plan,
-    block: str,
+@dataclass(frozen=True)
+class FileCut:
+    """Where the file's text starts in the prompt (a document offset), kept between keystrokes: finding it
+    tokenizes the whole window (milliseconds on a long file), checking it only what was typed since."""
+
+    start: int
+    anchor: int  # the cursor when `tokens` was counted
+    tokens: int  # of document[start:anchor]
+
+
+def cut_file_text(
+    text: str,
+    offset: int,
+    window_start: int,
+    room: int,
     encode_with_offsets: Callable[[str], tuple[list[int], list[tuple[int, int]]]],
-    budget: int,
-) -> Plan:
-    """The plan whose prompt has `block` before the file's text (see compose_prompt)."""
+    kept: FileCut | None = None,
+) -> FileCut:
+    """The file's text for a cursor at `offset`: from `kept.start` while what was typed since still fits in
+    `room` tokens, else from where `fit_window` (the backends' window, stable while typing) cuts the text
+    between `window_start` and the cursor."""
+    if kept is not None and window_start <= kept.start <= kept.anchor <= offset:
+        typed = len(encode_with_offsets(text[kept.anchor : offset])[0]) if offset > kept.anchor else 0
+        if kept.tokens + typed <= room:
+            return kept
+    ids, start = fit_window(text[window_start:offset], encode_with_offsets, max(1, room))
+    return FileCut(window_start + start, offset, len(ids))
+
+
+def with_snippets(planned: Plan, block: str, cut: FileCut) -> Plan:
+    """The plan whose prompt is `block`, then the file's text from `cut.start`."""
     if not block:
         return planned
-    _, start = compose_prompt(block, planned.ctx.prompt, encode_with_offsets, budget)
-    return replace(planned, snippets=block, file_start=start)
+    return replace(planned, snippets=block, file_start=max(0, cut.start - planned.ctx.prompt_start))
 
 
 # -- choosing ------------------------------------------------------------------------------------------------
@@ -149,7 +160,7 @@ def _import_snippets(text: str, path: Path, language: str, index: WorkspaceIndex
         file = index.files.get(imported.path)
         if file is None:
             continue
-        blocks = ordered_for(outline(file.text, file.language), imported.names)
+        blocks = ordered_for(index.outline(file.path), imported.names)
         lines = "\n".join(b.text for b in blocks).split("\n")[:MAX_SNIPPET_LINES]
         if any(line.strip() for line in lines):
             found.append(Snippet(file.relative, "\n".join(lines), Source.IMPORTS))
@@ -216,6 +227,7 @@ class SnippetCache:
     def __init__(self, policy: RefreshPolicy = RefreshPolicy.LINE) -> None:
         self.policy = policy
         self._blocks: dict[str, tuple[object, str]] = {}
+        self._tokens: dict[str, int] = {}
         self.chosen = 0  # how many times a block was chosen (for the bench and the logs)
 
     def block(self, uri: str, key: object, choose: Callable[[], str]) -> str:
@@ -225,10 +237,19 @@ class SnippetCache:
         block = choose()
         self.chosen += 1
         self._blocks[uri] = (key, block)
+        self._tokens.pop(uri, None)
         return block
+
+    def tokens(self, uri: str, count: Callable[[], int]) -> int:
+        """The document's block's length in tokens, counted once per block."""
+        if uri not in self._tokens:
+            self._tokens[uri] = count()
+        return self._tokens[uri]
 
     def forget(self, uri: str) -> None:
         self._blocks.pop(uri, None)
+        self._tokens.pop(uri, None)
 
     def clear(self) -> None:
         self._blocks.clear()
+        self._tokens.clear()
