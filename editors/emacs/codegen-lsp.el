@@ -156,6 +156,12 @@ fresh one each time."
 model's context length."
   :type 'integer)
 
+(defcustom codegen-lsp-context-snippet-tokens 0
+  "Tokens of `contextTokens' for snippets of other workspace files (what
+the file imports, similar code, other open files) put before the
+file's text as comments; at most half; 0 turns them off."
+  :type 'integer)
+
 (defcustom codegen-lsp-truncate-before-pattern '("^#" "<\\|endoftext\\|>" "^'''" "^\"\"\"" "\n\n\n")
   "CodeGen's stop patterns for Python documents: a completion is cut
 before the first match (`^' = line start); an empty list turns them
@@ -196,6 +202,7 @@ trained on for the others (`-multi', `-nl', local models)."
     (:numCandidates codegen-lsp-num-candidates number)
     (:seed codegen-lsp-seed number)
     (:contextTokens codegen-lsp-context-tokens number)
+    (:contextSnippetTokens codegen-lsp-context-snippet-tokens number)
     (:truncateBeforePattern codegen-lsp-truncate-before-pattern list)
     (:debounceMs codegen-lsp-debounce-ms number)
     (:logLevel codegen-lsp-log-level string)

@@ -150,6 +150,12 @@ class GenerationSettings:
         "Prompt budget in tokens (text before the cursor); capped by the model's context length.",
         Integer(64, 2048),
     )
+    context_snippet_tokens: int = setting(
+        0,
+        "Tokens of `contextTokens` for snippets of other workspace files (what the file imports, similar code, "
+        "other open files) put before the file's text as comments; at most half; 0 turns them off.",
+        Integer(0, 1024),
+    )
     truncate_before_pattern: tuple[str, ...] = setting(
         DEFAULT_TRUNCATE_BEFORE_PATTERN,
         "CodeGen's stop patterns for Python documents: a completion is cut before the first match (`^` = line "
