@@ -47,9 +47,17 @@ def lisp_value(value: Any) -> str:
     return repr(value)
 
 
-def docstring(markdown: str) -> str:
+def docstring(wire: str, markdown: str) -> str:
+    """Checkdoc's form: the first line a whole sentence, two spaces between sentences."""
     text = re.sub(r"`([^`]*)`", r"`\1'", markdown)  # Emacs quotes `like this'
-    lines = textwrap.wrap(text, 70)
+    text = re.sub(r"(?<=[a-z0-9)'][.?!])(?<!e\.g\.)(?<!i\.e\.) (?=[A-Z`])", "  ", text)
+    first, _, rest = text.partition(".  ")
+    if rest and len(first) < 76:
+        lines = [first + ".", *textwrap.wrap(rest, 70)]
+    elif not rest and len(text) < 78:
+        lines = [text]
+    else:
+        lines = [f"The server's `{wire}' setting.", *textwrap.wrap(text, 70)]
     return '"' + "\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines) + '"'
 
 
@@ -87,7 +95,7 @@ def render() -> str:
         custom_type, kind = kinds(prop)
         parts.append(
             f"(defcustom {lisp_name(wire)} {lisp_value(prop['default'])}\n"
-            f"  {docstring(prop['markdownDescription'])}\n"
+            f"  {docstring(wire, prop['markdownDescription'])}\n"
             f"  :type {custom_type})\n\n"
         )
         table.append(f"(:{wire} {lisp_name(wire)} {kind})")

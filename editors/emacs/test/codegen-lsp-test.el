@@ -93,7 +93,9 @@
       (let ((spec (assq (intern (format ":%s" name)) codegen-lsp--settings)))
         (unless spec (error "No defcustom for the server setting %s" name))
         (set (nth 1 spec) value)))
-    (add-hook 'eglot-managed-mode-hook #'codegen-lsp-inline-maybe-enable)
+    ;; Ours alone (pylsp beside it: codegen-lsp-ert.el); registering also turns ghost text on in its buffers.
+    (setq codegen-lsp-keep-other-servers nil)
+    (codegen-lsp-register)
 
     (find-file (codegen-lsp-test--field 'path))
     (codegen-lsp-test--check "python-mode" major-mode 'python-mode)

@@ -31,9 +31,11 @@
     (let ((value (assq (intern (substring (symbol-name (car entry)) 1)) settings)))
       (when value (set (nth 1 entry) (cdr value))))))
 
+(let ((case (json-read-file (getenv "CODEGEN_LSP_TEST_CASE"))))
+  (setq codegen-lsp-keep-other-servers (eq (alist-get 'keep_other_servers case) t))
+  (when-let ((rass (alist-get 'rass case))) (setq codegen-lsp-rass-command (append rass nil))))
 (dolist (entry codegen-lsp-major-modes)
-  (add-hook (intern (format "%s-hook" (car entry))) #'eglot-ensure))
-(add-hook 'eglot-managed-mode-hook #'codegen-lsp-inline-maybe-enable)
+  (add-hook (intern (format "%s-hook" (car entry))) #'codegen-lsp-ensure))
 
 (setq server-socket-dir (getenv "CODEGEN_LSP_EMACS_SOCKET"))
 (server-start)
