@@ -51,6 +51,20 @@ def test_plugin_loads_and_builds_its_lsp_config(tmp_path: Path) -> None:
         "                     'commands', 'health', 'native' }) do\n"
         "  require('codegen_lsp.' .. m)\n"
         "end\n"
+        # Neovim 0.11's convention: lsp/codegen_lsp.lua on the runtime path is the server's config
+        "local rtp = vim.lsp.config.codegen_lsp\n"
+        "assert(rtp.cmd[1] == 'codegen-lsp' and rtp.handlers['codegenLsp/status'], vim.inspect(rtp))\n"
+        # 0.12's own client only where it honours the options (a stand-in for vim.lsp.inline_completion)
+        "local native, ic = require('codegen_lsp.native'), {}\n"
+        "local ok, why = native.can_serve(p.config.inline, ic)\n"
+        "assert(not ok and why:find('hl_group'), why)\n"
+        "local plain = vim.tbl_deep_extend('force', p.config.inline, { hl_group = false,\n"
+        "  keymaps = { accept_word = false, accept_line = false, dismiss = false } })\n"
+        "assert(native.can_serve(plain, ic))\n"
+        "assert(not native.can_serve(vim.tbl_extend('force', plain, { auto_trigger = false }), ic))\n"
+        "assert(not native.can_serve(vim.tbl_extend('force', plain, { debounce_ms = 80 }), ic))\n"
+        "assert(not native.can_serve(plain, nil), 'no inline_completion here: 0.11')\n"
+        "assert(p.status() == '' and p.status({}) == '', 'no client: an empty status (lualine passes a table)')\n"
         "io.stdout:write('ok\\n')\n"
     )
     done = subprocess.run([nvim, "--clean", "-l", str(script)], capture_output=True, text=True, timeout=30)

@@ -15,7 +15,7 @@ vim.lsp.set_log_level('INFO') -- the server's window/logMessage lines land in ls
 vim.cmd('inoremap <Tab> <Space><Space><Space><Space>')
 vim.o.laststatus = 2
 vim.o.completeopt = 'menu,menuone,noselect'
-vim.o.statusline = '%f %= %{v:lua.require("codegen_lsp").status()} '
+vim.o.statusline = ' %t %= %{v:lua.require("codegen_lsp").status()} '
 _G.status_history = {} -- every status text, in order (the test reads it: loading may pass between two looks)
 vim.api.nvim_create_autocmd('User', {
   pattern = 'CodegenLspStatus',
