@@ -187,10 +187,8 @@ class LoadFailed:
 class WorkerExited:
     """The worker process ended unexpectedly (crash, OOM kill, kill -9); the client restarts it with backoff."""
 
-    exit_code: int | None
-    message: str
+    message: str  # for the person: how it ended (exit code or signal) and when it restarts
     restarting: bool
-    restart_in_s: float = 0.0
 
 
 WorkerEvent = (

@@ -35,13 +35,14 @@ class CompletionEdit:
     label: str  # the first line of new_text: what the menu shows and the client matches
 
 
-def completion_edit(line_prefix: str, item: str) -> CompletionEdit:
+def completion_edit(line_prefix: str, item: str, identifier_extra: str = "") -> CompletionEdit:
     """Clients (eglot, Neovim's omnifunc and completion) keep only items whose filterText or label starts
     with the word before the cursor, and replace that word with the item. An item that inserted only the
     continuation ("urn x" after "ret") would be filtered out, so the edit starts at the word and re-inserts it
-    ("return x")."""
+    ("return x"). `identifier_extra`: the language's other identifier characters (`$` in JavaScript and Java),
+    as `decide` and post-processing read them."""
     start = len(line_prefix)
-    while start > 0 and is_identifier_char(line_prefix[start - 1]):
+    while start > 0 and is_identifier_char(line_prefix[start - 1], identifier_extra):
         start -= 1
     word = line_prefix[start:]
     new_text = word + item
@@ -53,15 +54,20 @@ def completion_edit(line_prefix: str, item: str) -> CompletionEdit:
 
 
 def completion_items(
-    items: list[str], line_prefix: str, cursor: tuple[int, int], encoding: str, markdown_language: str | None
+    items: list[str],
+    line_prefix: str,
+    cursor: tuple[int, int],
+    encoding: str,
+    markdown_language: str | None,
+    identifier_extra: str = "",
 ) -> types.CompletionList:
     """Incomplete: the items depend on every character typed, so the client must ask again, not filter.
     `markdown_language`: the documentation is a fenced markdown block in this language (None: plain text, for
-    clients that do not read markdown)."""
+    clients that do not read markdown). `identifier_extra`: as for `completion_edit`."""
     end = types.Position(line=cursor[0], character=cursor[1])
     result = []
     for index, text in enumerate(items):
-        edit = completion_edit(line_prefix, text)
+        edit = completion_edit(line_prefix, text, identifier_extra)
         start = types.Position(
             line=cursor[0], character=cursor[1] - column_to_units(edit.word, len(edit.word), encoding)
         )

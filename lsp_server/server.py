@@ -350,8 +350,9 @@ async def completion(ls: CodegenLanguageServer, params: types.CompletionParams) 
     document = ls.documents.get(params.text_document.uri)
     language = document.language_id if document is not None else None
     markdown_language = language if ls.reads_markdown_documentation else None
+    ctx = outcome.planned.ctx
     return completion_items(
-        outcome.items, outcome.planned.ctx.line_prefix, outcome.cursor, ls.encoding, markdown_language
+        outcome.items, ctx.line_prefix, outcome.cursor, ls.encoding, markdown_language, ctx.language.identifier_extra
     )
 
 

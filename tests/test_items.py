@@ -16,6 +16,15 @@ def test_completion_edit_starts_at_the_word() -> None:
     assert completion_edit("    name", "\n    pass").label == "name ⏎ pass"
 
 
+def test_completion_edit_takes_the_language_identifier_characters() -> None:
+    """`$` continues an identifier in JavaScript and Java, as `decide` and post-processing read it."""
+    edit = completion_edit("  const $el", "ement = find()", identifier_extra="$")
+    assert edit.word == "$el" and edit.new_text == "$element = find()"
+    assert completion_edit("  const $el", "ement").word == "el"  # Python: `$` is not part of a name
+    item = completion_items(["ement"], "  const $el", (0, 11), "utf-16", None, identifier_extra="$").items[0]
+    assert item.text_edit.range.start.character == 8 and item.text_edit.new_text == "$element"
+
+
 def test_inline_items_insert_at_the_cursor() -> None:
     result = inline_items(["a", "b"], (3, 7))
     assert [item.insert_text for item in result.items] == ["a", "b"]

@@ -140,7 +140,7 @@ def test_worker_events_become_states() -> None:
         board.generating(True)
         board.generating(False)
         board.answered(41.0)
-        board.worker_event(WorkerExited(-9, "killed", restarting=True), "m")
+        board.worker_event(WorkerExited("killed", restarting=True), "m")
         board.worker_event(LoadFailed(ErrorKind.MODEL_NOT_FOUND, "no such folder"), "m")
 
     asyncio.run(run())

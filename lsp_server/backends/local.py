@@ -392,7 +392,7 @@ class EngineClient:
         log.error(message)
         self._fail_pending(BackendError(ErrorKind.WORKER_DIED, message))
         self._set_state(BackendState.LOADING)
-        self._emit(WorkerExited(code, message, restarting=True, restart_in_s=delay))
+        self._emit(WorkerExited(message, restarting=True))
         assert self._loop is not None
         self._restart_handle = self._loop.call_later(delay, self._spawn)
 

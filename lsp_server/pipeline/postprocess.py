@@ -1,6 +1,6 @@
 """Step 4: from what the model wrote to what the editor shows. Every step only shortens the text.
 
-1. `rule.final_cut`: the stop rule the worker already decoded under (structural cut incl. the block's
+1. `rule.apply`: the stop rule the worker already decoded under (structural cut incl. the block's
    indentation, then CodeGen's truncation patterns), applied to the finished text.
 2. `remove_suffix_duplicate`: the completion must not close what the text right of the cursor closes,
    nor end with a copy of it: suffix ")" and "a, b)" give "a, b".
@@ -31,7 +31,7 @@ __all__ = [
 
 def postprocess(raw: str, ctx: CompletionContext, rule: StopRule) -> str:
     """The text to insert at the cursor, or "" for nothing."""
-    text = raw[: rule.final_cut(raw)]
+    text = rule.apply(raw)
     text = trim_trailing_whitespace(text, ctx)
     text = remove_suffix_duplicate(text, ctx)
     text = remove_repeated_following_lines(text, ctx)
