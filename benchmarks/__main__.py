@@ -12,6 +12,8 @@ KINDS = {
                "engine_benchmark", True),
     "typing": ("keystroke latency over a typing replay", "typing_replay", "add_arguments", "typing_benchmark", True),
     "memory": ("peak resident memory and load time", "memory", "add_arguments", "memory_benchmark", True),
+    "quantization": ("what int8/int4 do to the logits and greedy output, against float32", "quantization",
+                     "add_arguments", "quantization_benchmark", True),
     "server": ("end to end over the protocol: keystroke latency and start-up", "server", "add_arguments",
                "server_benchmark", False),
     "remote": ("the team server: typing through a real vLLM, N editors against one server", "remote",
