@@ -188,7 +188,7 @@ class CTranslate2Peer:
         from ctranslate2.converters import TransformersConverter
 
         compute_type = CTRANSLATE2_COMPUTE_TYPES[dtype]
-        converted = checkpoint.parent / f"ctranslate2-{compute_type}"
+        converted = checkpoint.parent / f"{checkpoint.name}-ctranslate2-{compute_type}"  # per shape
         if not (converted / "model.bin").exists():
             TransformersConverter(str(checkpoint)).convert(str(converted), quantization=compute_type, force=True)
         self.generator = ctranslate2.Generator(

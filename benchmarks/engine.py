@@ -1,7 +1,7 @@
 """Engine benchmarks, ours against transformers in the same run (commands, never tests).
 
-    codegen-lsp bench engine [--dtypes float32,bfloat16,int8] [--prefill 1024] [--decode 32] [--context 8]
-                             [--repeats 3]
+    codegen-lsp bench engine [--dtypes float32,bfloat16,int8,int4] [--prefill 1024] [--decode 32] [--context 8]
+                             [--repeats 3] [--shape 350M|2B|6B] [--alternate]
 
 A CodeGen-350M-shaped model with random weights, written once in the Hub layout; every engine loads that file.
 Peers: transformers (float dtypes) and CTranslate2 (float32 and int8, when installed: `pip install '.[bench]'`).
@@ -28,7 +28,7 @@ from benchmarks.common import (
     median_time,
     read_bandwidth_probe,
 )
-from codegen_lsp.inference.model.device import DTYPES
+from codegen_lsp.inference.model.device import DTYPES, cpu_description
 
 
 def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int, device: str):
@@ -38,6 +38,7 @@ def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.T
     from codegen_lsp.inference.model.quantize import Int8Linear
 
     loaded = load_folder(folder, device, dtype)
+    print(f"ours, {dtype}: {loaded.kernels}", flush=True)
     model, config = loaded.model, loaded.config
     cache, context_cache = (KVCache(config, config.n_positions, loaded.dtype, loaded.device) for _ in range(2))
     prompt, context = prompt.to(loaded.device), context.to(loaded.device)
@@ -69,9 +70,10 @@ def decode_step_breakdown(model, cache, position: int, rounds: int = 30) -> dict
 
     from codegen_lsp.inference.model import kernels
     from codegen_lsp.inference.model.generate import decode_one
+    from codegen_lsp.inference.model.int4 import Int4Linear
     from codegen_lsp.inference.model.quantize import Int8Linear
 
-    projections = [m for m in model.modules() if isinstance(m, (kernels.Linear, Int8Linear))]
+    projections = [m for m in model.modules() if isinstance(m, (kernels.Linear, Int8Linear, Int4Linear))]
     rows = [torch.randn(1, p.in_features, dtype=model.dtype) for p in projections]
     token, at = torch.tensor([[5]]), torch.tensor([position])
     ready: dict[tuple, torch.Tensor] = {}
@@ -200,6 +202,8 @@ def measure_engine(
 
 
 def engine_benchmark(args: argparse.Namespace) -> str:
+    if args.alternate:
+        return alternating_benchmark(args)
     folder = bench_checkpoint(args)
     prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
     context = torch.randint(0, 50000, (args.context,), generator=torch.Generator().manual_seed(1))
@@ -242,7 +246,7 @@ def engine_benchmark(args: argparse.Namespace) -> str:
     lines = [
         f"CodeGen-{args.shape} shape, random weights, {args.device}, {args.threads} CPU threads, "
         f"prefill {args.prefill} tokens, decode {args.decode} tokens after {args.context} of context, "
-        f"median of {args.repeats}"
+        f"median of {args.repeats}; CPU: {cpu_description()}"
         + (
             "; weights read by our decode: bytes per step x tokens/s, and their share of the memory read bandwidth"
             " (a sum over 1.5 GB) measured in the same process right before each decode run (median of the runs'"
@@ -276,9 +280,57 @@ def engine_benchmark(args: argparse.Namespace) -> str:
             "alternating rounds in one process):",
             *breakdowns,
         ]
-    by_dtype = {row[0]: row[2]["ours"] for row in rows}
-    if "int8" in by_dtype and "bfloat16" in by_dtype:
-        lines += ["", f"Our int8 decode is {by_dtype['int8'] / by_dtype['bfloat16']:.2f}x our bfloat16 decode."]
+    decode = {row[0]: row[2]["ours"] for row in rows}
+    prefill = {row[0]: row[1]["ours"] for row in rows}
+    pairs = [("int8", "bfloat16"), ("int4", "bfloat16"), ("int4", "int8")]
+    ratios = [
+        f"Our {a} decode is {decode[a] / decode[b]:.2f}x our {b} decode; its prefill takes "
+        f"{prefill[a] / prefill[b]:.2f}x the time of {b}'s."
+        for a, b in pairs
+        if a in decode and b in decode
+    ]
+    lines += ["", *ratios] if ratios else []
+    return "\n".join(lines)
+
+
+def alternating_benchmark(args: argparse.Namespace) -> str:
+    """Ours only, every dtype loaded in this one process and measured in turn, round after round: ratios that hold
+    on a busy machine (a load that comes and goes touches every dtype alike), where separate processes would not."""
+    import statistics
+    import time
+
+    torch.set_num_threads(args.threads)
+    folder = bench_checkpoint(args)
+    prompt = torch.randint(0, 50000, (args.prefill,), generator=torch.Generator().manual_seed(0))
+    context = torch.randint(0, 50000, (args.context,), generator=torch.Generator().manual_seed(1))
+    dtypes = args.dtypes.split(",")
+    runs = {dtype: ours_runner(folder, dtype, prompt, context, args.decode, args.device)[:2] for dtype in dtypes}
+    times: dict[str, dict[str, list[float]]] = {dtype: {"prefill": [], "decode": []} for dtype in dtypes}
+    for dtype in dtypes:  # warm-up: kernel selection, allocator growth
+        for run in runs[dtype]:
+            run()
+    for _ in range(args.repeats):
+        for dtype in dtypes:
+            for name, run in zip(("prefill", "decode"), runs[dtype], strict=True):
+                start = time.perf_counter()
+                run()
+                times[dtype][name].append(time.perf_counter() - start)
+    medians = {d: {k: statistics.median(v) for k, v in t.items()} for d, t in times.items()}
+    first = dtypes[0]
+    lines = [
+        f"Ours, CodeGen-{args.shape} shape (random weights), {args.device}, {args.threads} threads, every dtype in one "
+        f"process, alternating, median of {args.repeats} rounds: prefill {args.prefill} tokens; decode {args.decode} "
+        f"tokens after {args.context} of context. CPU: {cpu_description()}.",
+        "",
+        f"| dtype | prefill (s) | decode (tok/s) | prefill time vs {first} | decode speed vs {first} |",
+        "|---|---|---|---|---|",
+    ]
+    for dtype in dtypes:
+        m = medians[dtype]
+        lines.append(
+            f"| {dtype} | {m['prefill']:.2f} | {args.decode / m['decode']:.1f} | "
+            f"{m['prefill'] / medians[first]['prefill']:.2f}x | {medians[first]['decode'] / m['decode']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -288,3 +340,6 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode", type=int, default=32)
     parser.add_argument("--context", type=int, default=8, help="tokens before the decoded ones (2 or more)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--alternate", action="store_true", help="ours only, every dtype in one process, alternating: ratios"
+    )

@@ -7,7 +7,7 @@ asked for (greedy, no early stop, EOS ignored, so every run does the same work).
   ... no lookup      - the same without prompt-lookup drafts (plain one-token-per-pass decoding);
   ours, reuse off    - our engine recomputing the whole prompt each time (every `--scratch-every`th keystroke);
   transformers       - CodeGenForCausalLM with its own DynamicCache kept across keystrokes and cropped to the
-                       common prefix: its best case (in our activation dtype: bfloat16 or float32 for int8);
+                       common prefix: its best case (in our activation dtype: bfloat16 or float32 for int8 and int4);
   CTranslate2        - (float32 and int8, when installed) generate_batch with the prefix that no keystroke
                        changes as its cached static_prompt: its best case; in a process of its own, so that its
                        thread pool never competes with ours (common.in_fresh_process).
@@ -26,7 +26,7 @@ import torch
 
 from benchmarks.common import bench_checkpoint, ctranslate2_peer, in_fresh_process, percentile
 from codegen_lsp.inference.checkpoint.loading import load_folder
-from codegen_lsp.inference.model.device import resolve_dtype
+from codegen_lsp.inference.model.device import cpu_description, resolve_dtype
 from codegen_lsp.inference.model.generate import Sampler, decode_loop, prefill
 from codegen_lsp.inference.protocol import CompletionRequest, GenerationOptions
 from codegen_lsp.inference.rules.window import fit_window, line_start_at_or_after
@@ -144,7 +144,8 @@ def typing_benchmark(args: argparse.Namespace) -> str:
     lines = [
         f"Typing replay: {source_path.name}, cursor after ~{args.tokens_before} tokens, {args.keystrokes} keystrokes, "
         f"{args.new_tokens} new tokens each (greedy, no early stop), CodeGen-{args.shape} shape (random weights), "
-        f"{args.device}, {args.threads} CPU threads. Ours without reuse: every {args.scratch_every}th keystroke.",
+        f"{args.device}, {args.threads} CPU threads. Ours without reuse: every {args.scratch_every}th keystroke. "
+        f"CPU: {cpu_description()}.",
         "",
         "| dtype | engine | p50 (s) | p95 (s) | tokens computed / keystroke | cache hit rate |",
         "|---|---|---|---|---|---|",
@@ -203,7 +204,7 @@ def typing_benchmark(args: argparse.Namespace) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dtypes", default="float32,auto,int8", help="comma-separated; auto = our CPU default")
+    parser.add_argument("--dtypes", default="float32,auto,int8,int4", help="comma-separated; auto = our CPU default")
     parser.add_argument("--file", default="argparse.py", help="a file of the standard library")
     parser.add_argument("--tokens-before", type=int, default=1500)
     parser.add_argument("--keystrokes", type=int, default=200)

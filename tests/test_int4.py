@@ -194,3 +194,33 @@ def test_the_loaded_model_names_its_kernels_and_the_cpu(int4_loaded):
     assert "int4 in groups of 64 through _weight_int4pack_mm_for_cpu" in line
     assert "head: bfloat16" in line or "head: float32" in line
     assert cpu_info()[0] in line
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")
+
+
+@needs_cuda
+@pytest.mark.parametrize("rows", [1, 5, 64])
+def test_the_cuda_int4_product_is_the_product_of_the_dequantized_weights(rows):
+    torch.manual_seed(rows)
+    weight, bias, group = torch.randn(96, 256), torch.randn(96), 64
+    q, scale, zero = quantize_groupwise(weight, group)
+    linear = Int4Linear.from_weight(weight.cuda(), bias.cuda(), group, torch.bfloat16)
+    assert linear.kernel == "_weight_int4pack_mm"
+    x = torch.randn(rows, 256).to(torch.bfloat16)
+    table = scales_and_zeros(scale, zero, torch.bfloat16).double()
+    dequantized = dequantize_int4(q, table[..., 0].t().float(), table[..., 1].t().float()).double()
+    expected = x.double() @ dequantized.T + bias.to(torch.bfloat16).double()  # (R, N)
+    out = linear(x.cuda()).cpu()
+    assert torch.allclose(out.double(), expected, rtol=2**-7, atol=2**-7 * expected.abs().max())
+
+
+@needs_cuda
+def test_the_bundled_model_in_int4_on_cuda_mostly_chooses_float32s_tokens():
+    full_model = load_folder(BUNDLED_MODEL_DIR, "cpu", "float32")
+    int4 = load_folder(BUNDLED_MODEL_DIR, "cuda", "int4")
+    assert int4.dtype == torch.bfloat16 and "through _weight_int4pack_mm;" in int4.kernels
+    ids = torch.tensor([full_model.tokenizer.encode(PROMPT * 8)[:256]])
+    with torch.no_grad():
+        full, quantized = full_model.model(ids), int4.model(ids.cuda()).float().cpu()  # (1, T, V)
+    assert (full.argmax(-1) == quantized.argmax(-1)).float().mean() > 0.9

@@ -22,7 +22,8 @@ INT4_OFFSET = 8  # the kernels' w = (q - 8) * scale + zero
 GROUP_SIZES = (32, 64, 128)  # what the CPU kernel supports (and 256) and we measured
 DEFAULT_GROUP = 64
 QUANTIZE_HEAD_INT4 = False
-CUDA_INNER_K_TILES = 8  # gpt-fast's choice: K must be a multiple of 8 x 16 on CUDA
+CUDA_INNER_K_TILES = 8  # gpt-fast's choice
+CUDA_MIN_COLUMNS = CUDA_INNER_K_TILES * 16  # K must be a multiple of this on CUDA (a smaller matrix stays float)
 _CHUNK_ROWS = 1024  # rows quantized at a time: bounds the fp32 temporaries of a large matrix
 
 

@@ -31,7 +31,13 @@ from torch import Tensor, nn
 
 from codegen_lsp.inference.model.codegen import CodeGen
 from codegen_lsp.inference.model.device import cpu_description, cpu_has_vnni
-from codegen_lsp.inference.model.int4 import DEFAULT_GROUP, QUANTIZE_HEAD_INT4, Int4Linear, group_for
+from codegen_lsp.inference.model.int4 import (
+    CUDA_MIN_COLUMNS,
+    DEFAULT_GROUP,
+    QUANTIZE_HEAD_INT4,
+    Int4Linear,
+    group_for,
+)
 from codegen_lsp.inference.model.kernels import release_freed_memory
 
 INT8_MAX = 127
@@ -201,7 +207,7 @@ def quantized_projection(
         q, scale = quantize_per_channel(weight.detach())
         return Int8Linear(q, scale, bias, fbgemm_available() if fbgemm is None else fbgemm)
     group = group_for(weight.shape[1], form.group)
-    if group is None:
+    if group is None or (weight.device.type == "cuda" and weight.shape[1] % CUDA_MIN_COLUMNS):
         return None
     return Int4Linear.from_weight(weight, bias, group, dtype)
 
