@@ -8,6 +8,8 @@ Protocol choices:
 - positions: utf-8 when the client offers it (whatever its order of preference), else utf-16;
 - text sync: incremental, kept by `documents.DocumentStore` (pygls' workspace gets no text: see documents.py);
 - `textDocument/inlineCompletion` (LSP 3.18): one item per candidate, an empty range at the cursor;
+  `codegenLsp/inlineCompletion` is the same request with `numCandidates` (1-8), for the alternatives an editor
+  fetches when the person first cycles;
 - `textDocument/completion`: the fallback for clients without inline completion (eglot, Neovim < 0.12),
   advertised only to them. A client that declares inline completion would otherwise ask the model twice per
   keystroke, each request superseding the other (it gets no completion items if it asks anyway);
