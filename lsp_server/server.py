@@ -2,7 +2,8 @@
 
 Where things live: `rpc.py` reads, frames and answers malformed input; `supervisor.py` runs the model backend
 and reports its loading; `completer.py` runs the completion pipeline (`pipeline/`) top-down; `items.py` makes
-LSP items of its texts; `documents.py` keeps the text; `settings.py` declares every setting.
+LSP items of its texts; `documents.py` keeps the text; `settings/` declares every setting; `backends/` holds the
+local worker's client and the remote adapter. docs/architecture.md has the whole map.
 
 Protocol choices:
 - positions: utf-8 when the client offers it (whatever its order of preference), else utf-16;

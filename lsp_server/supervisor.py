@@ -1,9 +1,9 @@
 """The model's life in the server: start, reload and stop the backend, and tell the person how loading goes.
 
 The backend is the local worker process (`lsp_server.backends.local.EngineClient`), or a remote server
-(`remote.OpenAIBackend`) when the `backend` setting says `openai`. The worker's events become work done progress
-(loading), and `window/showMessage` for what the person must know (a failed load, a crashed worker, a fallback
-to the bundled model, a remote server gone or back), once each.
+(`lsp_server.backends.openai.OpenAIBackend`) when the `backend` setting says `openai`. The worker's events become
+work done progress (loading), and `window/showMessage` for what the person must know (a failed load, a crashed
+worker, a fallback to the bundled model, a remote server gone or back), once each.
 """
 
 from __future__ import annotations
