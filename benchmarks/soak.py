@@ -203,7 +203,7 @@ def soak_benchmark(args: argparse.Namespace) -> str:
         f"{result['keystrokes']} keystrokes ({keystrokes_after} after a {args.warmup_minutes:g} min warm-up), "
         f"model {model}, device {args.device}"
         + (
-            f", backend openai ({'vLLM CPU' if args.backend_url is None else 'a server'}; worker = the server)"
+            f", backend openai ({'a CPU vLLM' if args.backend_url is None else 'a server'}; worker: its processes)"
             if args.backend == "openai"
             else ""
         )
