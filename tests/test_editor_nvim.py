@@ -260,3 +260,43 @@ end
 io.stdout:write("SNIPPET OK\\n")
 """
     _nvim_lua(nvim, tmp_path, code, "help")
+
+
+def test_statusline_text_for_each_state(tmp_path: Path) -> None:
+    """status.render: what the statusline shows for statuses shaped as the server sends them (JSON nulls as
+    vim.NIL), in a Python buffer."""
+    nvim = _nvim()
+    code = f"""
+vim.opt.rtp:prepend({str(EDITORS / "nvim")!r})
+vim.cmd.edit({str(tmp_path / "a.py")!r})
+vim.bo.filetype = "python"
+local status = require("codegen_lsp.status")
+local base = {{ state = "ready", message = "ready", fraction = vim.NIL, enabled = true, snoozedUntil = vim.NIL,
+  disabledLanguages = {{}}, disabledUris = {{}}, lastLatencyMs = vim.NIL }}
+local function with(fields) return vim.tbl_extend("force", base, fields) end
+local cases = {{
+  {{ with({{}}), "CodeGen ready" }},
+  {{ with({{ state = "loading", message = "loading 42%", fraction = 0.42 }}), "CodeGen loading 42%" }},
+  {{ with({{ state = "loading", message = "downloading 120 / 800 MB", fraction = 0.15 }}),
+    "CodeGen downloading 120 / 800 MB" }},
+  {{ with({{ state = "loading", message = "restarting the model worker" }}), "CodeGen loading" }},
+  {{ with({{ state = "busy", message = "generating" }}), "CodeGen busy" }},
+  {{ with({{ state = "remoteDown", message = "cannot reach http://gpu:8000" }}), "CodeGen remote down" }},
+  {{ with({{ state = "error", message = "could not load 'x'" }}), "CodeGen error" }},
+  {{ with({{ state = "disabled", message = "off", enabled = false }}), "CodeGen off" }},
+  {{ with({{ state = "disabled", enabled = false, snoozedUntil = os.time() + 29 * 60 + 30 }}), "CodeGen snoozed 30m" }},
+  {{ with({{ disabledLanguages = {{ "python" }} }}), "CodeGen off" }},
+  {{ with({{ disabledLanguages = {{ "go" }} }}), "CodeGen ready" }},
+  {{ with({{ disabledUris = {{ vim.uri_from_bufnr(0) }} }}), "CodeGen off" }},
+  {{ with({{ state = "stopped", message = "stopped" }}), "CodeGen stopped" }},
+  {{ nil, "CodeGen starting" }},
+}}
+for i, case in ipairs(cases) do
+  local got = status.render(case[1], vim.api.nvim_get_current_buf())
+  assert(got == case[2], ("case %d: %q, want %q"):format(i, got, case[2]))
+end
+assert(status.enabled_for(0, with({{ disabledUris = {{ vim.uri_from_bufnr(0) }} }})) == false)
+assert(status.enabled_for(0, nil) == true, "no status yet: on")
+io.stdout:write("SNIPPET OK\\n")
+"""
+    _nvim_lua(nvim, tmp_path, code, "statusline")

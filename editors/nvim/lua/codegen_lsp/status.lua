@@ -129,13 +129,19 @@ local LABELS = {
 }
 
 --- A short text for a statusline: '' where no codegen-lsp client is attached, else `CodeGen <state>`
---- (`CodeGen loading 42%`, `CodeGen ready`, `CodeGen off`, `CodeGen snoozed 29m`, ...).
+--- (`CodeGen loading 42%`, `CodeGen downloading 120 / 800 MB`, `CodeGen ready`, `CodeGen off`,
+--- `CodeGen snoozed 29m`, ...).
 function M.short(bufnr)
   bufnr = require('codegen_lsp.compat').buf(bufnr)
   local status, client = M.get(bufnr)
   if not client then
     return ''
   end
+  return M.render(status, bufnr)
+end
+
+--- The statusline text for `status` (nil: none came yet) in `bufnr`.
+function M.render(status, bufnr)
   if not status then
     return 'CodeGen starting'
   end
@@ -148,8 +154,12 @@ function M.short(bufnr)
     return 'CodeGen off'
   end
   local text = 'CodeGen ' .. (LABELS[status.state] or status.state)
-  if status.state == 'loading' and type(status.fraction) == 'number' then
-    text = text .. (' %d%%'):format(math.floor(status.fraction * 100 + 0.5))
+  if status.state == 'loading' then
+    if type(status.message) == 'string' and status.message:match('^downloading') then
+      text = 'CodeGen ' .. status.message:sub(1, 40) -- the first download: "downloading 120 / 800 MB"
+    elseif type(status.fraction) == 'number' then
+      text = text .. (' %d%%'):format(math.floor(status.fraction * 100 + 0.5))
+    end
   end
   return text
 end
