@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="more settings as JSON, the way a client sends them (camelCase names)",
     )
+    complete.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="a workspace folder: snippets of its other files go before FILE's text, as the server chooses them "
+        "(needs contextSnippetTokens above 0, e.g. --settings '{\"contextSnippetTokens\": 192}')",
+    )
     complete.add_argument("--json", action="store_true", help="print completion, raw text, token ids, timings")
 
     export = commands.add_parser(
@@ -223,10 +230,12 @@ def _complete(args: argparse.Namespace) -> int:
     offset = _cursor_offset(document, args)
     planned = plan(text, offset, settings, invoked=True, language=language)
     assert planned is not None  # an explicit request always completes
+    if args.workspace is not None:
+        planned = _with_workspace(args.workspace, planned, document.uri, text, offset, settings)
     request = engine_request(planned, settings, request_id=1, document=document.uri)
     result, load_ms = _generate(settings, request)
     items = finish_items(result, planned.ctx, planned.rule)
-    _print_completion(result, items, offset, load_ms, as_json=args.json)
+    _print_completion(result, items, offset, load_ms, as_json=args.json, prompt=request.prompt)
     return 0
 
 
@@ -310,7 +319,25 @@ def _generate(settings, request):
         raise CliError(f"the engine refused the request: {error}") from None
 
 
-def _print_completion(result, items: list[str], offset: int, load_ms: float, *, as_json: bool) -> None:
+def _with_workspace(folder: Path, planned, uri: str, text: str, offset: int, settings):
+    """The plan with snippets of the workspace `folder`'s other files, chosen as the server chooses them (the
+    same WorkspaceContext; the index is built here and waited for)."""
+    from codegen_lsp.lsp_server.workspace.service import WorkspaceContext
+
+    if not folder.is_dir():
+        raise CliError(f"--workspace {folder}: not a folder")
+    if settings.generation.context_snippet_tokens <= 0:
+        raise CliError("--workspace needs contextSnippetTokens above 0: --settings '{\"contextSnippetTokens\": 192}'")
+    context = WorkspaceContext()
+    context.start([folder], settings.model.model, settings.model.revision, wait=True)
+    if not context.ready:
+        raise CliError(f"--workspace: the tokenizer of {settings.model.model} did not load (see the log above)")
+    return context.plan_with_settings(planned, uri, text, offset, settings)
+
+
+def _print_completion(
+    result, items: list[str], offset: int, load_ms: float, *, as_json: bool, prompt: str = ""
+) -> None:
     """The first item as text; or, with --json, the completion with its raw text, token ids, stop and timings."""
     completion = items[0] if items else ""
     if not as_json:
@@ -322,6 +349,7 @@ def _print_completion(result, items: list[str], offset: int, load_ms: float, *, 
         "raw": first.text if first else "",
         "token_ids": list(first.token_ids) if first else [],
         "prompt_tokens": result.prompt_tokens,
+        "prompt": prompt,  # the text the backend was asked (the file's, after snippets of other files if any)
         "stop_reason": first.stop_reason.value if first else None,
         "offset": offset,  # the cursor as a code point index into the file's text
         "candidates": items,

@@ -38,6 +38,7 @@ from codegen_lsp.lsp_server.pipeline import (
     plan,
 )
 from codegen_lsp.lsp_server.settings import Settings
+from codegen_lsp.lsp_server.workspace.service import WorkspaceContext
 
 __all__ = ["Completer", "Outcome"]
 
@@ -70,6 +71,7 @@ class Completer:
         self._inflight: dict[str, int] = {}  # document -> backend request id
         self._debouncing: dict[str, asyncio.Event] = {}  # document -> wakes its request in the debounce
         self.typed_through = TypedThroughCache()
+        self.workspace = WorkspaceContext()  # snippets of other files (contextSnippetTokens)
         self.stats: Counter[str] = Counter()
         self._prefills: set[asyncio.Future] = set()
         self.on_generating: Callable[[bool], None] = lambda started: None  # the server's status: busy or not
@@ -125,6 +127,7 @@ class Completer:
         if backend is None or not backend.state.usable:
             failed = backend is not None and backend.state is BackendState.FAILED
             return self._skip(f"{tag}: {'the model failed to load' if failed else 'no model'}", quiet=True)
+        planned = await self.workspace.attach(planned, uri, text, offset, settings)
         request = engine_request(planned, settings, request_id=request_id, document=uri)
         self._inflight[uri] = request_id
         self.stats["engine_requests"] += 1
@@ -216,6 +219,7 @@ class Completer:
         self.supersede(uri)
         self._tickets.pop(uri, None)
         self.typed_through.forget(uri)
+        self.workspace.closed(uri)
 
     def reset(self) -> None:
         """Settings changed: remembered items were made under the old ones."""

@@ -145,6 +145,7 @@ class CodegenLanguageServer(StreamServer):
             self.show(types.MessageType.Warning, f"codegen-lsp settings ({source}): " + " ".join(warnings))
         old, self.settings = self.settings, new
         set_level(new.server.log_level)
+        self.completer.workspace.configure(new)  # indexes the workspace while contextSnippetTokens > 0
         if old != new:
             log.info("settings from %s: %s", source, json.dumps(redact_urls(to_wire(new))))
             self.completer.reset()
@@ -228,6 +229,7 @@ server = CodegenLanguageServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: CodegenLanguageServer, params: types.InitializeParams) -> None:
+    ls.completer.workspace.set_roots(params)  # the only folders read for snippets of other files
     settings, warnings = parse_settings(params.initialization_options)
     ls.apply_settings(settings, warnings, "initializationOptions")
     client = params.client_info.name if params.client_info else "an unnamed client"
@@ -298,6 +300,7 @@ def did_open(ls: CodegenLanguageServer, params: types.DidOpenTextDocumentParams)
         )
     document = ls.documents.get(doc.uri)
     if document is not None:
+        ls.completer.workspace.opened(doc.uri, document)
         ls.completer.prefill(doc.uri, document, ls.settings)  # while the person reads
 
 
@@ -450,6 +453,7 @@ if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             "backend": type(backend).__name__ if backend is not None else None,
             "ready": getattr(backend, "served_model", None) if ready_info is None else ready_info.model,
             "stats": dict(ls.completer.stats),
+            "snippet_prompts": ls.completer.workspace.last_prompts,  # uri -> its last prompt with snippets
             "settings": redact_urls(to_wire(ls.settings)),
             "documents": len(ls.documents),
             "handler_futures": ls.protocol.handlers_in_flight(),  # in flight only: nothing kept per message

@@ -40,6 +40,7 @@ DEFAULTS = {
     "seed": None,
     "debounceMs": 25,
     "contextTokens": 1536,
+    "contextSnippetTokens": 0,
     "truncateBeforePattern": list(DEFAULT_TRUNCATE_BEFORE_PATTERN),
     "cacheReuse": True,
     "cacheSlots": 4,
@@ -72,7 +73,7 @@ def test_the_flat_dict_is_read_as_is_or_under_the_section_name(section: str | No
 def test_every_setting_round_trips_through_the_wire() -> None:
     wire = {
         "model": "./my-model", "revision": "main", "device": "cuda", "dtype": "bfloat16", "maxNewTokens": 128,
-        "temperature": 0.2, "topP": 0.9, "numCandidates": 3, "seed": 7, "debounceMs": 0,
+        "temperature": 0.2, "topP": 0.9, "numCandidates": 3, "seed": 7, "debounceMs": 0, "contextSnippetTokens": 256,
         "contextTokens": 1024, "truncateBeforePattern": [], "cacheReuse": False, "cacheSlots": 2,
         "cudaGraphs": False, "promptLookup": False, "logLevel": "debug", "backend": "openai",
         "backendUrl": "http://gpu-box:8000/v1", "backendModel": "codegen-2B", "backendApiKeyEnv": "TEAM_KEY",

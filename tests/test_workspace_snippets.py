@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from codegen_lsp.inference.rules.generation import prompt_budget
 from codegen_lsp.inference.rules.window import fit_window
 from codegen_lsp.lsp_server.backends.openai import load_model_files
 from codegen_lsp.lsp_server.languages import LANGUAGES, language_for_path
 from codegen_lsp.lsp_server.pipeline import plan
 from codegen_lsp.lsp_server.settings import Settings
 from codegen_lsp.lsp_server.workspace.retrieval import WindowIndex, query_lines
-from codegen_lsp.lsp_server.workspace.service import WorkspaceContext, prompt_budget
+from codegen_lsp.lsp_server.workspace.service import WorkspaceContext
 from codegen_lsp.lsp_server.workspace.snippets import (
     SLACK_TOKENS,
     RefreshPolicy,

@@ -9,13 +9,16 @@ without snippets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from codegen_lsp.inference.rules.generation import prompt_budget
 from codegen_lsp.lsp_server.pipeline.plan import Plan
+from codegen_lsp.lsp_server.settings import Settings
 from codegen_lsp.lsp_server.workspace.index import DEFAULT_LIMITS, IndexLimits, WorkspaceIndex, build_index
 from codegen_lsp.lsp_server.workspace.snippets import (
     ALL_SOURCES,
@@ -32,14 +35,9 @@ from codegen_lsp.lsp_server.workspace.snippets import (
     with_snippets,
 )
 
-__all__ = ["WorkspaceContext", "path_of_uri", "prompt_budget"]
+__all__ = ["WorkspaceContext", "path_of_uri"]
 
 log = logging.getLogger("codegen_lsp.workspace")
-
-
-def prompt_budget(context_tokens: int, max_new_tokens: int, n_positions: int) -> int:
-    """The backends' prompt budget (the worker's and the remote backend's): what the window holds."""
-    return max(1, min(context_tokens, n_positions - max_new_tokens))
 
 
 def path_of_uri(uri: str) -> Path | None:
@@ -61,7 +59,8 @@ class WorkspaceContext:
         self.cache = SnippetCache(policy)
         self.index: WorkspaceIndex | None = None
         self.files = None  # backends.openai.ModelFiles: the tokenizer and n_positions
-        self.folders: tuple[Path, ...] = ()
+        self.folders: tuple[Path, ...] = ()  # indexed
+        self.roots: tuple[Path, ...] = ()  # the workspace folders of `initialize`
         self._model: tuple[str, str | None] | None = None
         self._open: dict[str, object] = {}  # uri -> its Document (the store's, kept up to date by the server)
         self._saves: dict[str, int] = {}
@@ -111,6 +110,28 @@ class WorkspaceContext:
     def ready(self) -> bool:
         return self.index is not None and self.files is not None
 
+    def set_roots(self, params: object) -> None:
+        """The workspace folders an `initialize` request names (workspaceFolders, else rootUri, else rootPath):
+        the only folders read. None named: no index (a single file has no workspace)."""
+        folders = getattr(params, "workspace_folders", None) or []
+        uris = [getattr(folder, "uri", "") for folder in folders] or [getattr(params, "root_uri", None) or ""]
+        paths = [path_of_uri(uri) for uri in uris if uri]
+        root_path = getattr(params, "root_path", None)
+        if not any(paths) and root_path:
+            paths = [Path(root_path).resolve()]
+        self.roots = tuple(p for p in paths if p is not None)
+
+    def configure(self, settings: Settings) -> None:
+        """Index the roots while snippets are on (again when the model changes: its tokenizer measures the
+        budget); drop the index when they are turned off."""
+        if settings.generation.context_snippet_tokens > 0 and self.roots:
+            self.start(self.roots, settings.model.model, settings.model.revision)
+        elif self._thread is not None or self.index is not None:
+            self.stop()
+            self.index = None
+            self.folders = ()
+            self.cache.clear()
+
     # -- documents -----------------------------------------------------------------------------------------
 
     def opened(self, uri: str, document: object) -> None:
@@ -140,6 +161,24 @@ class WorkspaceContext:
         return found
 
     # -- the prompt ----------------------------------------------------------------------------------------
+
+    async def attach(self, planned: Plan, uri: str, text: str, offset: int, settings: Settings) -> Plan:
+        """`plan_with_settings` off the event loop (choosing snippets reads the index); at once when off."""
+        if settings.generation.context_snippet_tokens <= 0 or not self.ready:
+            return planned
+        return await asyncio.to_thread(self.plan_with_settings, planned, uri, text, offset, settings)
+
+    def plan_with_settings(self, planned: Plan, uri: str, text: str, offset: int, settings: Settings) -> Plan:
+        g = settings.generation
+        return self.plan_with_snippets(
+            planned,
+            uri,
+            text,
+            offset,
+            snippet_tokens=g.context_snippet_tokens,
+            context_tokens=g.context_tokens,
+            max_new_tokens=g.max_new_tokens,
+        )
 
     def plan_with_snippets(
         self,
