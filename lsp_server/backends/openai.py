@@ -250,7 +250,8 @@ class OpenAIBackend:
         now = time.monotonic()
         if now < self._down_until:
             raise BackendError(
-                ErrorKind.OFFLINE, f"the completion server is not answering; next try in {self._down_until - now:.0f} s"
+                ErrorKind.OFFLINE,
+                f"waiting for the completion server (see the message); next try in {self._down_until - now:.0f} s",
             )
         task = asyncio.current_task()
         assert task is not None
