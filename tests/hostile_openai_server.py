@@ -190,6 +190,11 @@ def hang_up(conn: Connection, request: Request) -> None:
     """Close without a word."""
 
 
+def not_http(conn: Connection, request: Request) -> None:
+    """Another protocol on the port (an SSH server, say)."""
+    conn.send(b"SSH-2.0-OpenSSH_9.6\r\n" + b"\x00\xff" * 64)
+
+
 # -- the server ---------------------------------------------------------------------------------------------------
 
 

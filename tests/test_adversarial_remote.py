@@ -406,15 +406,31 @@ async def test_a_redirect_is_not_followed(server):
             await backend.stop()
 
 
-async def test_a_server_that_hangs_up_is_unreachable_not_a_crash(server):
-    server.routes["/v1/completions"] = hostile.hang_up
-    backend = await started(server.url)
+@pytest.mark.parametrize("handler", [hostile.hang_up, hostile.not_http], ids=["hangs up", "not HTTP"])
+async def test_a_server_that_hangs_up_or_speaks_another_protocol_is_unreachable_not_a_crash(server, handler):
+    server.routes["/v1/completions"] = handler
+    said = Said()
+    backend = await started(server.url, said)
     try:
         with pytest.raises(RemoteError) as failed:
             await backend.generate(request())
         assert failed.value.failure is RemoteFailure.UNREACHABLE
+        assert said.kinds() == ["down"] and "unreachable" in said.messages[0][1]
     finally:
         await backend.stop()
+
+
+async def test_a_request_that_looks_the_model_up_and_times_out_counts_one_failure(server):
+    server.routes["/v1/models"] = hostile.trickle({"data": [{"id": hostile.MODEL}]}, every_s=1.0)
+    said = Said()
+    backend = await started(server.url, said, timeout_ms=1500)
+    assert backend._failures == 1
+    backend._down_until = 0
+    with pytest.raises(BackendError):
+        await backend.generate(request())  # its deadline and the lookup's run out together
+    await asyncio.sleep(0.2)
+    assert said.kinds() == ["down"] and backend._failures == 2  # one backoff step per outage try, not two
+    await backend.stop()
 
 
 # -- 11. text the editor can take --------------------------------------------------------------------------------

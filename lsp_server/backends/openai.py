@@ -264,7 +264,8 @@ class OpenAIBackend:
             raise
         except asyncio.TimeoutError:
             error = RemoteError(RemoteFailure.TIMEOUT, self._no_answer_in_time())
-            self._failed(error)
+            if self._connecting is None or self._connecting.done():  # else the lookup says it, once
+                self._failed(error)
             raise error from None
         except RemoteError as error:
             self._failed(error)
