@@ -522,3 +522,15 @@ def test_retry_after_reads_seconds_and_dates_and_caps_them():
     assert (
         retry_after_seconds("-3") is None and retry_after_seconds("soon") is None and retry_after_seconds(None) is None
     )
+
+
+async def test_a_models_list_of_long_names_makes_a_short_message(server):
+    names = [f"model-{i}-" + "x" * 5000 for i in range(150)]  # 750 KB: within the limit
+    server.routes["/v1/models"] = hostile.answer({"data": [{"id": name} for name in names]})
+    said = Said()
+    backend = await started(server.url, said)
+    try:
+        assert said.kinds() == ["failed"] and "serves 150 models" in said.messages[0][1]
+        assert len(said.messages[0][1]) < 2500
+    finally:
+        await backend.stop()

@@ -201,16 +201,15 @@ class OpenAIBackend:
         wanted = self.spec.model
         if wanted is None:
             if len(names) != 1:
-                listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
                 raise RemoteError(
                     RemoteFailure.BAD_SETTINGS,
-                    f"the server at {self.url} serves {len(names)} models ({listed}): name one with backendModel",
+                    f"the server at {self.url} serves {len(names)} models ({_listed(names)}); name one: backendModel",
                 )
             wanted = names[0]
         elif wanted not in names:
-            served = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
             raise RemoteError(
-                RemoteFailure.BAD_SETTINGS, f"the server at {self.url} does not serve {wanted!r} (it serves: {served})"
+                RemoteFailure.BAD_SETTINGS,
+                f"the server at {self.url} does not serve {wanted!r} (it serves: {_listed(names)})",
             )
         self.served_model = wanted
         await self._check_tokenizer()
@@ -466,6 +465,12 @@ class OpenAIBackend:
             self._down_until = 0.0
             self._said.clear()
             self._on_status("up", f"the completion server at {self.url} answers again")
+
+
+def _listed(names: list[str], most: int = 20, longest: int = 80) -> str:
+    """The served models' names for a message: a few, each cut short (a server chooses them)."""
+    shown = [name if len(name) <= longest else name[:longest] + "..." for name in names[:most]]
+    return ", ".join(shown) + (", ..." if len(names) > most else "")
 
 
 def _refuses_token_ids(error: RemoteError) -> bool:
