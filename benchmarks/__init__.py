@@ -5,6 +5,6 @@ and never imported by the product (`codegen-lsp bench` runs `python -m benchmark
     codegen-lsp bench KIND [args]          (the same, from an editable install of the checkout)
 
 The kinds are `KINDS` in `__main__.py`, one line each (`python -m benchmarks` with no KIND prints them): engine,
-typing, memory, server, remote, soak and context when this was written; tests/test_boundaries.py checks that this
-line names every one.
+typing, memory, server, remote, soak, quantization and context; tests/test_boundaries.py checks that this line
+names every one (add a new kind here too).
 """
