@@ -289,3 +289,37 @@ async def test_a_lone_surrogate_in_the_document_is_completed_remotely(vllm) -> N
         assert result.candidates and result.prompt_tokens > 0
     finally:
         await backend.stop()
+
+
+@pytest.fixture(scope="module")
+def short_vllm(tmp_path_factory):
+    """vLLM serving the same export with a --max-model-len of 256, half the model's context."""
+    python = vllm_python()
+    if python is None:
+        pytest.skip("CODEGEN_LSP_SKIP_VLLM=1")
+    folder = tmp_path_factory.mktemp("vllm-short")
+    server = VllmServer(python, export_bundled(folder / "export"), folder / "vllm.log", max_model_len=256)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_server_with_a_shorter_max_model_len_gets_a_shorter_window_of_token_ids(short_vllm):
+    """vLLM answers 400 ("maximum context length is 256 tokens"): the window shrinks to fit, the prompt stays
+    token ids (it used to switch to text prompts for good), and the next request fits at once."""
+    said = []
+    backend = OpenAIBackend(RemoteSpec(short_vllm.url), load_model_files("bundled", None), lambda *a: said.append(a))
+    await backend.start()
+    try:
+        text = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text()
+        text = text[: text.index("\n", 3000) + 1]  # ~700 tokens: the window is 480, the server takes 256
+        options = GenerationOptions(max_new_tokens=16, context_tokens=480)
+        first = await backend.generate(CompletionRequest(1, "doc", text, options))
+        assert first.candidates and 64 <= first.prompt_tokens and first.prompt_tokens + 16 <= 256
+        assert not backend._send_text and said == []
+        second = await backend.generate(CompletionRequest(2, "doc", text + "    pass\n", options))
+        assert second.candidates and second.prompt_tokens <= first.prompt_tokens + 8
+    finally:
+        await backend.stop()

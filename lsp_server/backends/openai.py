@@ -76,7 +76,9 @@ TOKENIZER_PROBE = "def fibonacci(n):\n    if n < 2:\n        return n\n"
 MIN_SERVER_CONTEXT = 16  # a server that takes fewer tokens than this is not shrunk to any further
 # What stops every request until the settings change.
 _SETTINGS_FAILURES = (RemoteFailure.REFUSED_KEY, RemoteFailure.BAD_SETTINGS)
-_MAX_LEN = re.compile(r"(?:maximum context length is|max_model_len\D{0,3}|limit of)\s*(\d+)", re.IGNORECASE)
+# vLLM: "This model's maximum context length is 256 tokens...", "... exceeds model's maximum context length (256)."
+_MAX_LEN = re.compile(r"(?:maximum context length(?: is)?|max_model_len\D{0,3}|limit of)\s*\(?(\d+)", re.IGNORECASE)
+SHRINKS = 3  # times one request's window may shrink to what the server says it takes
 
 
 @dataclass(frozen=True)
@@ -298,11 +300,11 @@ class OpenAIBackend:
         return await self._generate(request)
 
     async def _generate(self, request: CompletionRequest) -> CompletionResult:
-        """One request; sent again (not recursively) when the server refused a token-id prompt (then text) or a
-        prompt longer than its --max-model-len (then a shorter window): at most once for each."""
+        """One request; sent again (a loop, not a recursion) when the server refused a token-id prompt (then as
+        text, once) or a prompt longer than its --max-model-len (then with a shorter window, up to SHRINKS times)."""
         t0 = time.perf_counter()
         request = well_formed(request)  # lone surrogates (valid JSON) become U+FFFD: the tokenizer refuses them
-        shrunk = switched = False
+        shrinks, switched = 0, False
         while True:
             prompt = self._prompt(request)
             t1 = time.perf_counter()
@@ -310,9 +312,10 @@ class OpenAIBackend:
                 candidates = await self._candidates(prompt, request.options)
                 break
             except RemoteError as error:
-                if error.failure is RemoteFailure.PROMPT_TOO_LONG and not shrunk and self._learn_context(error, prompt):
-                    shrunk = True
-                    continue
+                if error.failure is RemoteFailure.PROMPT_TOO_LONG and shrinks < SHRINKS:
+                    if self._learn_context(error, prompt):
+                        shrinks += 1
+                        continue
                 if _refuses_token_ids(error) and not self._send_text and not switched:
                     log.info("remote backend: token-id prompt refused (%s); sending text from now on", error.message)
                     self._send_text = switched = True
