@@ -279,8 +279,10 @@ def _remote(settings: Settings) -> list[Check]:
     """Ask the server through the server's own adapter: bounded by backendTimeoutMs and its byte limits."""
     from codegen_lsp.lsp_server.backends import BackendError
     from codegen_lsp.lsp_server.backends.openai import OpenAIBackend, load_model_files
+    from codegen_lsp.lsp_server.backends.openai_http import redact
 
     remote = settings.remote_spec()
+    shown = redact(remote.url)  # no password from the URL
     try:
         files = load_model_files(settings.model.model, settings.model.revision)
     except BackendError as error:
@@ -292,15 +294,15 @@ def _remote(settings: Settings) -> list[Check]:
         try:
             await asyncio.wait_for(backend.start(), remote.timeout_ms / 1000 * 3 + 5)
         except asyncio.TimeoutError:
-            said.append(("down", f"{remote.url} did not answer in time"))
+            said.append(("down", f"{shown} did not answer in time"))
         finally:
             await backend.stop()
         return backend
 
     backend = asyncio.run(ask())
     if backend.served_model is not None and not said:
-        return [Check(Level.OK, "remote", f"{remote.url} answers and serves {backend.served_model}")]
-    message = said[0][1] if said else f"{remote.url} is not ready"
+        return [Check(Level.OK, "remote", f"{shown} answers and serves {backend.served_model}")]
+    message = said[0][1] if said else f"{shown} is not ready"
     return [Check(Level.FAIL, "remote", message.split("; completions resume")[0])]
 
 
