@@ -193,6 +193,13 @@ Prompt budget in tokens (text before the cursor); capped by the
 model's context length."
   :type 'integer)
 
+(defcustom codegen-lsp-context-snippet-tokens 0
+  "The server's `contextSnippetTokens' setting.
+Tokens of `contextTokens' for snippets of other workspace files (what
+the file imports, similar code, other open files) put before the
+file's text as comments; at most half; 0 turns them off."
+  :type 'integer)
+
 (defcustom codegen-lsp-truncate-before-pattern '("^#" "<\\|endoftext\\|>" "^'''" "^\"\"\"" "\n\n\n")
   "The server's `truncateBeforePattern' setting.
 CodeGen's stop patterns for Python documents: a completion is cut
@@ -235,6 +242,7 @@ trained on for the others (`-multi', `-nl', local models)."
     (:numCandidates codegen-lsp-num-candidates number)
     (:seed codegen-lsp-seed number)
     (:contextTokens codegen-lsp-context-tokens number)
+    (:contextSnippetTokens codegen-lsp-context-snippet-tokens number)
     (:truncateBeforePattern codegen-lsp-truncate-before-pattern list)
     (:debounceMs codegen-lsp-debounce-ms number)
     (:logLevel codegen-lsp-log-level string)
@@ -486,6 +494,10 @@ moment Emacs is idle) adds no second wait."
 With nil only `codegen-lsp-inline-suggest' asks."
   :type 'boolean)
 
+(defcustom codegen-lsp-alternatives 3
+  "Candidates to ask for when you first cycle (M-] / M-{) through one suggestion."
+  :type 'integer)
+
 (defcustom codegen-lsp-inline-timeout 60
   "Seconds to wait for a suggestion (the first one waits for the model).
 jsonrpc's default, 10 s, dropped answers that came later."
@@ -624,11 +636,12 @@ With ALTERNATIVES, ask for several candidates and keep the one showing."
           (keep (and alternatives (nth codegen-lsp--index codegen-lsp--items)))
           (generation (setq codegen-lsp--generation (1+ codegen-lsp--generation))))
       (setq codegen-lsp--anchor (codegen-lsp--here))
+      ;; codegenLsp/inlineCompletion: the same request with the number of candidates wanted
       (jsonrpc-async-request
-       server :textDocument/inlineCompletion
+       server (if alternatives :codegenLsp/inlineCompletion :textDocument/inlineCompletion)
        (append (codegen-lsp--position-params)
                (list :context (list :triggerKind (if invoked 1 2)))
-               (and alternatives (list :codegenLsp (list :numCandidates 3))))
+               (and alternatives (list :numCandidates codegen-lsp-alternatives)))
        :success-fn (lambda (result) (codegen-lsp--on-reply buffer generation result keep))
        :error-fn #'ignore
        :timeout codegen-lsp-inline-timeout
@@ -777,21 +790,35 @@ no redisplay in between, so it does not flicker)."
   (codegen-lsp--set-status server status))
 
 (defun codegen-lsp--set-status (server status)
-  "Record STATUS for SERVER and show it; hide ghost text where it is now off."
-  (setf (codegen-lsp--status server) status)
-  (dolist (buffer (codegen-lsp--managed-buffers server))
-    (with-current-buffer buffer
-      (when (and codegen-lsp--ghost-active (codegen-lsp-off-reason))
-        (codegen-lsp-inline-clear))))
+  "Record STATUS for SERVER and show it; hide ghost text where it is now off.
+When the model has just become ready, ask again where the cursor
+still waits for an answer that came empty while it loaded."
+  (let ((was (plist-get (codegen-lsp--status server) :state)))
+    (setf (codegen-lsp--status server) status)
+    (dolist (buffer (codegen-lsp--managed-buffers server))
+      (with-current-buffer buffer
+        (cond ((and codegen-lsp--ghost-active (codegen-lsp-off-reason))
+               (codegen-lsp-inline-clear))
+              ((and (equal was "loading") (equal (plist-get status :state) "ready")
+                    codegen-lsp-inline-mode codegen-lsp-inline-auto (not codegen-lsp--items)
+                    (equal codegen-lsp--anchor (codegen-lsp--here))
+                    (eq buffer (window-buffer (selected-window))))
+               (codegen-lsp--schedule))))))
   (force-mode-line-update t))
 
 (defun codegen-lsp-refresh-status (&optional server)
   "Ask SERVER (this buffer's) for its status."
   (interactive)
   (when-let ((server (or server (codegen-lsp--server))))
-    (jsonrpc-async-request server :codegenLsp/status nil
+    (jsonrpc-async-request server :codegenLsp/status (codegen-lsp--status-params)
                            :success-fn (lambda (status) (codegen-lsp--set-status server status))
                            :error-fn #'ignore :timeout-fn #'ignore)))
+
+(defun codegen-lsp--status-params ()
+  "Params for a `codegenLsp/status' request: this buffer's document.
+The server needs none, but pygls wants a params member, and rass
+drops an empty one."
+  (list :textDocument (list :uri (codegen-lsp--uri))))
 
 (defun codegen-lsp--status-here ()
   "The status plist of this buffer's server, or nil."

@@ -169,7 +169,10 @@
    (when-let ((server (ignore-errors (eglot-current-server))))
      (with-current-buffer (jsonrpc-stderr-buffer server)
        (princ (format "--- server stderr (tail) ---\n%s\n"
-                      (buffer-substring-no-properties (max (point-min) (- (point-max) 4000)) (point-max))))))
+                      (buffer-substring-no-properties (max (point-min) (- (point-max) 4000)) (point-max)))))
+     (with-current-buffer (jsonrpc-events-buffer server)
+       (princ (format "--- Eglot's events (tail) ---\n%s\n"
+                      (buffer-substring-no-properties (max (point-min) (- (point-max) 6000)) (point-max))))))
    (kill-emacs 1)))
 
 ;;; codegen-lsp-test.el ends here
