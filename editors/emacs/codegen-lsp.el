@@ -784,6 +784,8 @@ no redisplay in between, so it does not flicker)."
 
 ;;;; Status: the server's, rendered in the mode line
 
+(defvar codegen-lsp-inline-mode) ; the minor mode, defined at the end
+
 (cl-defmethod eglot-handle-notification ((server codegen-lsp-server) (_method (eql codegenLsp/status))
                                          &rest status)
   "Keep SERVER's STATUS (a `codegenLsp/status' notification) for the mode line."
