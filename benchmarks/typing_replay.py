@@ -81,6 +81,24 @@ def time_ours(engine: Engine, prompts: list[str], options: GenerationOptions) ->
     return {"latencies": latencies, "computed": computed, "hit": hit}
 
 
+def snippet_prompts(prompts: list[str], source_path: Path, checkpoint: Path, snippet_tokens: int, new_tokens: int):
+    """The same keystrokes with snippets of the standard library's other files before the file's text, chosen
+    as the server chooses them (lsp_server/workspace: again on a new line): the KV cache must still be reused."""
+    from codegen_lsp.lsp_server.pipeline import plan
+    from codegen_lsp.lsp_server.settings import parse_settings
+    from codegen_lsp.lsp_server.workspace.service import WorkspaceContext
+
+    raw = {"contextTokens": CONTEXT_TOKENS, "contextSnippetTokens": snippet_tokens, "maxNewTokens": new_tokens}
+    settings, _ = parse_settings(raw)
+    context = WorkspaceContext()
+    context.start([source_path.parent], str(checkpoint), None, wait=True)
+    uri = source_path.as_uri()
+    planned = (plan(prompt, len(prompt), settings, invoked=True) for prompt in prompts)
+    return [
+        context.plan_with_settings(p, uri, q, len(q), settings).prompt for p, q in zip(planned, prompts, strict=True)
+    ]
+
+
 def time_transformers(hf: TransformersBestCase, prompts: list[str], encode, budget: int, new_tokens: int) -> dict:
     def window(prompt: str) -> list[int]:
         return fit_window(prompt, encode, budget)[0]
@@ -164,6 +182,9 @@ def typing_benchmark(args: argparse.Namespace) -> str:
             "ours, reuse on, no prompt lookup": time_ours(no_lookup, prompts, options),
             "ours, reuse off": time_ours(scratch, prompts[:: args.scratch_every], options),
         }
+        if args.snippet_tokens:
+            with_snippets = snippet_prompts(prompts, source_path, folder, args.snippet_tokens, args.new_tokens)
+            rows["ours, reuse on, snippets of other files"] = time_ours(reuse, with_snippets, options)
         hf = TransformersBestCase(folder, dtype, args.device)
         rows["transformers best case"] = time_transformers(
             hf, prompts, loaded.tokenizer.encode_with_offsets, reuse.budget(options), args.new_tokens
@@ -210,3 +231,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keystrokes", type=int, default=200)
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--scratch-every", type=int, default=5)
+    parser.add_argument(
+        "--snippet-tokens", type=int, default=0, help="also type with snippets of other files (contextSnippetTokens)"
+    )
