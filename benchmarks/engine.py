@@ -32,12 +32,14 @@ from codegen_lsp.inference.model.device import DTYPES, cpu_description
 
 
 def ours_runner(folder: Path, dtype: str, prompt: torch.Tensor, context: torch.Tensor, n_decode: int, device: str):
+    from benchmarks.quantization import parse_variant
     from codegen_lsp.inference.checkpoint.loading import load_folder
     from codegen_lsp.inference.model.generate import Sampler, decode_loop, prefill
     from codegen_lsp.inference.model.kv_cache import KVCache
     from codegen_lsp.inference.model.quantize import Int8Linear
 
-    loaded = load_folder(folder, device, dtype)
+    base, form = parse_variant(dtype)  # "int4:128:head" and the like: a weight format other than the default
+    loaded = load_folder(folder, device, base, weight_format=form)
     print(f"ours, {dtype}: {loaded.kernels}", flush=True)
     model, config = loaded.model, loaded.config
     cache, context_cache = (KVCache(config, config.n_positions, loaded.dtype, loaded.device) for _ in range(2))
