@@ -58,6 +58,10 @@ else
   say "npm run compile in editors/vscode"
   (cd "$vscode" && npm run --silent compile)
 fi
+# The .vsix a person installs, built as its README says (offline: vsce is a dev dependency); the code-server test
+# builds its own from the checkout as it is and installs that.
+say "npx vsce package in editors/vscode"
+(cd "$vscode" && npx vsce package --out "$vscode/codegen-lsp.vsix" >/dev/null)
 
 if launcher="$(PYTHON="$python" "$here/setup_code_server.sh" | tail -n1)" && [ -n "$launcher" ]; then
   say "code-server: $launcher"

@@ -2,7 +2,7 @@
 and the screenshot script.
 
 `CodeServer` starts code-server on 127.0.0.1 with fresh user-data and extensions folders, this checkout's
-extension unpacked into the latter (package.json, out/, its production node_modules: what a .vsix holds), and
+extension installed into the latter from the .vsix that plain `vsce package` builds (as a person installs it), and
 settings in `<user-data>/Machine/settings.json` (in code-server the window is remote: machine-scoped settings
 such as `codegenLsp.serverCommand` are honoured only there or in the workspace). `Workbench` is the page, with
 the few things a person does: open a file, type, read the ghost text, press keys, run a command.
@@ -26,8 +26,7 @@ from tests.editor_support import EDITORS
 
 VSCODE = EDITORS / "vscode"
 CHROMIUM = "/usr/bin/chromium"
-# Dev-only packages the .vsix leaves out (`npm ci --omit=dev` would too).
-DEV_PACKAGES = ("typescript", "@types", "undici-types")
+_built: list[Path] = []  # the .vsix this process built
 
 
 def code_server_launcher() -> Path | None:
@@ -49,25 +48,42 @@ def missing_parts() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "the playwright package is missing (pip install playwright; editors/setup_code_server.sh)"
-    if not (VSCODE / "out" / "extension.js").is_file() or not (VSCODE / "node_modules").is_dir():
-        return "the extension is not built (npm ci && npm run compile in editors/vscode)"
+    if not (VSCODE / "node_modules" / ".bin" / "vsce").is_file():
+        return "the extension's tools are not installed (npm ci in editors/vscode; editors/setup_tests.sh)"
     return None
 
 
-def unpack_extension(extensions_dir: Path) -> Path:
-    """The extension as `code --install-extension` would leave it (no vsce, no network)."""
+def build_vsix(folder: Path) -> Path:
+    """`npx vsce package` in editors/vscode, as its README says (offline: vsce is a dev dependency; it runs tsc
+    first): the .vsix a person installs. Built once per test process, from the checkout as it is."""
+    if not _built or not _built[0].is_file():
+        package = json.loads((VSCODE / "package.json").read_text())
+        vsix = folder / f"{package['name']}-{package['version']}.vsix"
+        done = subprocess.run(
+            [shutil.which("npx") or "npx", "vsce", "package", "--out", str(vsix)],
+            cwd=VSCODE,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0 and vsix.is_file(), f"vsce package failed:\n{done.stdout}\n{done.stderr}"
+        _built[:] = [vsix]
+    return _built[0]
+
+
+def install_vsix(vsix: Path, extensions_dir: Path, user_data: Path) -> Path:
+    """`code-server --install-extension the.vsix` into the fresh extensions folder: where it landed."""
+    launcher = code_server_launcher()
+    assert launcher is not None
+    done = subprocess.run(
+        [str(launcher), "--extensions-dir", str(extensions_dir), "--user-data-dir", str(user_data),
+         "--install-extension", str(vsix)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, f"code-server --install-extension failed:\n{done.stdout}\n{done.stderr}"
     package = json.loads((VSCODE / "package.json").read_text())
-    target = extensions_dir / f"{package['publisher']}.{package['name']}-{package['version']}"
-    target.mkdir(parents=True)
-    shutil.copy(VSCODE / "package.json", target / "package.json")
-    shutil.copytree(VSCODE / "out", target / "out", ignore=shutil.ignore_patterns("*.map"))
-
-    def dev_only(folder: str, names: list[str]) -> set[str]:
-        relative = Path(folder).relative_to(VSCODE / "node_modules")
-        return {name for name in names if str(relative / name).lstrip("./") in DEV_PACKAGES}
-
-    shutil.copytree(VSCODE / "node_modules", target / "node_modules", ignore=dev_only)
-    return target
+    (installed,) = extensions_dir.glob(f"{package['publisher']}.{package['name']}-{package['version']}*")
+    return installed
 
 
 def _free_port() -> int:
@@ -106,7 +122,8 @@ class CodeServer:
         (self.user_data / "User").mkdir(parents=True)
         (self.user_data / "Machine" / "settings.json").write_text(json.dumps(machine_settings, indent=1))
         (self.user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=1))
-        self.extension = unpack_extension(root / "extensions")
+        self.vsix = build_vsix(root)
+        self.extension = install_vsix(self.vsix, root / "extensions", self.user_data)
         (root / "tmp").mkdir()
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"

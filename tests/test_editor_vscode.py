@@ -73,7 +73,8 @@ def test_server_through_vscode_protocol_stack_and_extension(
     compiled: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     """test/server.test.cjs: VS Code's protocol stack and capabilities against the server;
-    test/extension.test.cjs: out/extension.js activated (fake `vscode`, real vscode-languageclient)."""
+    test/extension.test.cjs: out/extension.js activated (fake `vscode`, real vscode-languageclient): ghost text,
+    the status item, toggle (no request while off), the menu; test/status.test.cjs: the item's words and menu."""
     node = _require_node()
     case = editor_case(tiny_model_dir)
     case_file = case.write_json(tmp_path / "case.json")
@@ -83,7 +84,7 @@ def test_server_through_vscode_protocol_stack_and_extension(
     env = server_env() | {"CODEGEN_LSP_TEST_CASE": str(case_file)}
     done = subprocess.run(
         [node, "--test", "--test-reporter=spec", "--test-concurrency=1", "test/server.test.cjs",
-         "test/extension.test.cjs"],
+         "test/extension.test.cjs", "test/status.test.cjs"],
         cwd=VSCODE, env=env, capture_output=True, text=True, timeout=170,
     )  # fmt: skip
     output = done.stdout + done.stderr

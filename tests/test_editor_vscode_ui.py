@@ -1,6 +1,8 @@
-"""The VS Code extension in a real VS Code (code-server 4.139.1, VS Code 1.139.1) driven like a person through
-headless Chromium: the ghost text a person sees equals `codegen-lsp complete` at the cursor, keys accept and ask
-for it, the file saved holds it, Go and JavaScript files attach, and the commands and channels work.
+"""The VS Code extension in a real VS Code (code-server 4.139.1, VS Code 1.139.1), installed from the .vsix that
+`vsce package` builds, driven like a person through headless Chromium: the ghost text a person sees equals
+`codegen-lsp complete` at the cursor, keys accept and ask for it, the file saved holds it, Go and JavaScript files
+attach, the status item follows the server and its menu switches completions off and on, the health check runs
+`codegen-lsp doctor`, and the commands and channels work.
 
 One code-server for the module (the tests run in order, on one window, as one person's session). Needs what
 editors/setup_code_server.sh installs (code-server, chromium, playwright) and a built extension; skips without.
@@ -53,6 +55,24 @@ class Session:
         channels = sorted(self.server.user_data.glob("logs/*/exthost*/codegen-lsp.codegen-lsp/CodeGen LSP.log"))
         return channels[-1].read_text(errors="replace") if channels else ""
 
+    def status_item(self) -> tuple[str, str]:
+        """The status bar item as displayed: its codicon's name and its words."""
+        icon, words = self.page.eval_on_selector(STATUS_ITEM, STATUS_ITEM_JS)
+        return icon, words
+
+    def wait_for_status(self, icon: str, words: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                shown = self.status_item()
+            except Exception:  # noqa: BLE001 - not drawn yet
+                shown = None
+            if shown == (icon, words):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"status item {shown}, expected {(icon, words)}; log:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
     def wait_for_log(self, pattern: str, count: int = 1, timeout_s: float = 60) -> list[str]:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -62,6 +82,18 @@ class Session:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {count} x {pattern!r} in the server's log:\n{self.log()[-4000:]}")
             time.sleep(0.2)
+
+
+# The status bar item: VS Code draws `$(icon) words` as a codicon span and the words, in an anchor.
+STATUS_ITEM = ".part.statusbar .statusbar-item:has(a:has-text('CodeGen'))"
+STATUS_ITEM_JS = """
+(item) => {
+  const icon = item.querySelector('.codicon');
+  const name = icon ? [...icon.classList].find(c => c.startsWith('codicon-') && !c.startsWith('codicon-modifier'))
+                    : null;
+  return [name ? name.slice('codicon-'.length) : '', item.textContent.replace(/\\u00a0/g, ' ').trim()];
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +114,15 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     # The server starts once `gate` exists, which the first test creates after typing: as on a slow machine,
     # the person's first keys reach VS Code before the language client runs.
     gate = root / "typed"
-    server = f"{sys.executable} -m codegen_lsp.lsp_server serve --stdio"
-    launch = f"while [ ! -e {gate} ]; do sleep 0.05; done; exec {server}"
+    launcher = root / "codegen-lsp"  # the serverCommand: `serve` waits for the gate, `doctor` does not
+    launcher.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = serve ]; then while [ ! -e {gate} ]; do sleep 0.05; done; fi\n'
+        f'exec {sys.executable} -m codegen_lsp.lsp_server "$@"\n'
+    )
+    launcher.chmod(0o755)
     machine_settings = {
-        "codegenLsp.serverCommand": "bash",
-        "codegenLsp.serverArgs": ["-c", launch],
+        "codegenLsp.serverCommand": str(launcher),
         **{f"codegenLsp.{key}": value for key, value in SCREEN_SETTINGS.items()},
         "codegenLsp.logLevel": "debug",
     }
@@ -108,9 +144,11 @@ def test_first_suggestion_appears_without_typing_again(session: Session) -> None
     session.page.keyboard.press("Control+End")
     session.page.keyboard.type(case.typed)
     workbench.wait_for_text(case.typed_text.split("\n")[-1])
+    session.wait_for_status("loading", "CodeGen loading")  # the client waits for its server
     session.gate.touch()
 
     ghost = session.ghost(timeout_s=120)
+    session.wait_for_status("check", "CodeGen")
     # The keys were typed before the client started: the document opened on the server with them in it.
     opened = session.wait_for_log(r"opened file://\S+/inventory\.py \(python, (\d+) characters\)")
     assert int(opened[0]) == len(case.typed_text), "typed after the client started: this test proves nothing"
@@ -194,6 +232,69 @@ def test_other_languages_attach(session: Session, name: str, language: str, firs
         assert session.ghost() != ""
 
 
+def test_status_item_and_toggle_off_sends_nothing_then_on_shows_ghost_text(session: Session) -> None:
+    """The item follows the server's status on screen; off, no request reaches the server; on, ghost text again."""
+    workbench, page = session.workbench, session.page
+    _open_quickly(workbench, "inventory_again.py", "def add(self, name, count=1):")
+    session.wait_for_status("check", "CodeGen")
+    tooltip = page.eval_on_selector(STATUS_ITEM, "(item) => item.querySelector('a').getAttribute('aria-label')")
+    assert "CodeGen" in tooltip
+    page.hover(STATUS_ITEM)
+    hover = page.wait_for_selector(".monaco-hover:has-text('Model: bundled')", timeout=15_000)
+    assert "Device: cpu" in hover.text_content() and "Dtype: float32" in hover.text_content()
+    page.mouse.move(10, 10)
+    on_screen = session.server.root / "status-ready.png"
+    page.locator(STATUS_ITEM).screenshot(path=str(on_screen))
+
+    workbench.run_command("CodeGen LSP: Toggle Completions")
+    session.wait_for_status("circle-slash", "CodeGen off")
+    session.wait_for_log(r"switches: completions off")
+    off_screen = session.server.root / "status-off.png"
+    page.locator(STATUS_ITEM).screenshot(path=str(off_screen))
+    assert off_screen.read_bytes() != on_screen.read_bytes()  # the item changed on screen, not only in the DOM
+
+    page.click(".part.editor .monaco-editor .view-lines")
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" ")
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Alt+Backslash")
+    time.sleep(2)  # what VS Code would ask in this time, the extension keeps (checked in the log below)
+    assert not workbench.has_ghost_text()
+
+    workbench.run_command("CodeGen LSP: Toggle Completions")
+    session.wait_for_status("check", "CodeGen")
+    log = session.log()
+    between = log[log.rindex("switches: completions off") : log.rindex("switches: completions on")]
+    assert not re.search(r"inline|switched off", between), between  # no request reached the server while off
+    page.click(".part.editor .monaco-editor .view-lines")
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Alt+Backslash")
+    assert session.ghost(timeout_s=90) == screen_completion(session.case)
+
+
+def test_status_menu_switches_a_language_off_and_on(session: Session) -> None:
+    page = session.page
+    page.keyboard.press("Escape")
+    page.click(STATUS_ITEM)
+    page.wait_for_selector(".quick-input-list .monaco-list-row[aria-label*='Snooze for 30 minutes']")
+    rows = page.eval_on_selector_all(".quick-input-list .monaco-list-row", "rs => rs.map(r => r.ariaLabel)")
+    assert rows[:6] == [  # each row: its codicon's name, then its words
+        "circle-slash  Disable completions",
+        "circle-slash  Disable for python",
+        "circle-slash  Disable for this file",
+        "clock  Snooze for 30 minutes",
+        "output  Show output",
+        "debug-restart  Restart server",
+    ], rows
+    assert rows[6].startswith("pulse  Run health check")
+    page.click(".quick-input-list .monaco-list-row[aria-label*='Disable for python']")
+    session.wait_for_status("circle-slash", "CodeGen off (python)")
+    session.wait_for_log(r"switches: .*'disabledLanguages': \['python'\]")
+    page.click(STATUS_ITEM)
+    page.click(".quick-input-list .monaco-list-row[aria-label*='Enable for python']")
+    session.wait_for_status("check", "CodeGen")
+
+
 def test_restart_command_and_output_channel(session: Session) -> None:
     workbench, page = session.workbench, session.page
     _open_quickly(workbench, "inventory_again.py", "def add(self, name, count=1):")
@@ -238,3 +339,21 @@ def test_trace_setting_alone_fills_the_trace_channel(session: Session) -> None:
         return any("Sending request 'textDocument/inlineCompletion" in f.read_text() for f in files)
 
     wait_until(traced, "the inline request in the trace channel")
+
+
+def test_health_check_runs_doctor_and_shows_its_lines(session: Session) -> None:
+    workbench, page = session.workbench, session.page
+    workbench.run_command("CodeGen LSP: Health Check")
+    page.wait_for_selector(".notifications-toasts:has-text('codegen-lsp doctor: usable')", timeout=180_000)
+    page.wait_for_function(  # the channel is shown
+        "() => [...document.querySelectorAll('.part.panel .view-line')].some(e => /^(OK|WARN)\\s/.test(e.textContent))"
+    )
+
+    def written() -> str:  # the file behind the channel: all of it, not only the lines on screen
+        files = session.server.user_data.glob("logs/*/exthost*/output_logging_*/*CodeGen LSP Health.log")
+        return "".join(f.read_text() for f in files)
+
+    wait_until(lambda: "codegen-lsp doctor: usable" in written(), "doctor's lines in the Health channel")
+    lines = written().splitlines()
+    assert any(line.startswith("OK model: bundled: ") for line in lines), lines
+    assert any(line.startswith("OK python: ") for line in lines) and any("tokens/s" in line for line in lines)

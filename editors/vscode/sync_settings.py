@@ -51,6 +51,13 @@ EXTENSION_PROPERTIES: dict[str, dict[str, Any]] = {
         "markdownDescription": "VS Code language ids of the documents the extension gives the server (it completes "
         "those it knows). Changing them restarts the server.",
     },
+    f"{SECTION}.statusBar": {
+        "type": "boolean",
+        "default": True,
+        "markdownDescription": "Show the server's status in the status bar (loading, ready, generating, off, "
+        "error; the tooltip names the model, device, dtype and the last completion's latency). A click opens the "
+        "menu: on/off, off for this language or file, snooze, output, restart, health check.",
+    },
     f"{SECTION}.trace.server": {
         "type": "string",
         "enum": ["off", "messages", "verbose"],

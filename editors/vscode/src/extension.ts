@@ -1,13 +1,17 @@
 // Starts codegen-lsp for the languages in `codegenLsp.enabledLanguages` once a document of one of them is open;
-// VS Code shows its inline completions as ghost text (Tab accepts).
+// VS Code shows its inline completions as ghost text (Tab accepts). A status bar item shows the server's
+// `codegenLsp/status` (loading, ready, busy, off, ...) and opens a menu: on/off, per language or file, snooze,
+// output, restart, health check (`codegen-lsp doctor`). The server owns the on/off state; the extension asks
+// nothing while the last status says a document is off.
 //
-// vscode-languageclient >= 10 implements `textDocument/inlineCompletion` (LSP 3.18) as a regular feature;
-// on 9.x it was a proposed one, which `registerProposedFeatures()` turned on (a no-op now, kept for that).
+// vscode-languageclient >= 10 implements `textDocument/inlineCompletion` (LSP 3.18) as a regular feature.
+import * as childProcess from 'child_process';
 import * as os from 'os';
 import * as readline from 'readline';
 import * as vscode from 'vscode';
 import {
     DidChangeConfigurationNotification,
+    ExecuteCommandRequest,
     LanguageClient,
     LanguageClientOptions,
     ServerOptions,
@@ -23,12 +27,32 @@ import {
     serverSettingKeys,
     serverSettings,
 } from './settings';
+import {
+    ActiveDocument,
+    MenuEntry,
+    NOT_RUNNING,
+    STATUS_METHOD,
+    ServerStatus,
+    allows,
+    doctorArgs,
+    doctorVerdict,
+    menuEntries,
+    statusText,
+    statusTooltip,
+} from './status';
 import { TraceChannel, traceLevel } from './traceChannel';
 
 let client: LanguageClient | undefined;
 let settingKeys: string[] = [];
 let output: vscode.LogOutputChannel;
 let trace: TraceChannel;
+let health: vscode.OutputChannel;
+let statusItem: vscode.StatusBarItem;
+let status: ServerStatus | undefined; // the server's last codegenLsp/status; undefined: none heard from this server
+
+const SWITCHES = ['codegenLsp.toggle', 'codegenLsp.setEnabled']; // the server's commands, answered with its status
+const DOCTOR_TIMEOUT_MS = 180_000;
+const DOCTOR_MAX_BYTES = 1_000_000;
 
 function configuration(): vscode.WorkspaceConfiguration {
     return vscode.workspace.getConfiguration(SECTION);
@@ -65,6 +89,18 @@ function createClient(): LanguageClient {
             stderr: (input, channel) => lines(input, (line) => logServerLine(channel, line)),
         },
         middleware: {
+            // Off for this document (the server's last status says so): VS Code gets nothing, the server no request.
+            provideInlineCompletionItems: (document, position, context, token, next) =>
+                allows(status, activeDocument(document)) ? next(document, position, context, token) : undefined,
+            // The client makes VS Code commands of the server's (`codegenLsp.toggle`, `codegenLsp.setEnabled`, for
+            // the palette and keybindings); their answer is the new status.
+            executeCommand: async (command, args, next) => {
+                const answer = await next(command, args);
+                if (SWITCHES.includes(command)) {
+                    switched(answer as ServerStatus);
+                }
+                return answer;
+            },
             workspace: {
                 // Answer a pull for our section with the server's settings only (not serverCommand & co.).
                 configuration: async (params, token, next) => {
@@ -80,15 +116,21 @@ function createClient(): LanguageClient {
         },
     };
     const languageClient = new LanguageClient(SECTION, 'CodeGen LSP', serverOptions, clientOptions);
-    languageClient.registerProposedFeatures();
+    languageClient.onNotification(STATUS_METHOD, (sent: ServerStatus) => {
+        if (client === languageClient) {
+            showStatus(sent);
+        }
+    });
     return languageClient;
 }
 
 async function startClient(): Promise<void> {
-    client = createClient();
+    const starting = (client = createClient());
+    showStatus(undefined);
     try {
-        await client.start();
+        await starting.start();
         askAgainIfTypedBeforeStart();
+        showStatus(await starting.sendRequest<ServerStatus>(STATUS_METHOD, null)); // if its first notification came early
     } catch (error) {
         output.error(`Could not start the server: ${String(error)}`);
         void vscode.window
@@ -135,6 +177,7 @@ async function startWithFirstServedDocument(context: vscode.ExtensionContext): P
 async function stopClient(): Promise<void> {
     const running = client;
     client = undefined;
+    showStatus(undefined);
     if (running !== undefined) {
         try {
             await running.stop();
@@ -149,9 +192,121 @@ async function restartClient(): Promise<void> {
     await startClient();
 }
 
+// -- status, on/off, health ------------------------------------------------------------------------------------
+
+function activeDocument(document: vscode.TextDocument): ActiveDocument {
+    const uri = client?.code2ProtocolConverter.asUri(document.uri) ?? document.uri.toString();
+    return { languageId: document.languageId, uri };
+}
+
+function activeServedDocument(): ActiveDocument | undefined {
+    const document = vscode.window.activeTextEditor?.document;
+    return document !== undefined && isServed(document) ? activeDocument(document) : undefined;
+}
+
+/** Render `sent` (undefined: no server, or none heard yet) in the status bar item. */
+function showStatus(sent: ServerStatus | undefined): void {
+    status = sent;
+    const shown = sent ?? (client === undefined ? NOT_RUNNING : { ...NOT_RUNNING, state: 'loading' as const, message: 'starting' });
+    const document = activeServedDocument();
+    statusItem.text = statusText(shown, document);
+    statusItem.tooltip = statusTooltip(shown, document);
+    statusItem.backgroundColor =
+        shown.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    if (configuration().get('statusBar') === false) {
+        statusItem.hide();
+    } else {
+        statusItem.show();
+    }
+}
+
+/** Run one of the server's switches from the menu; its answer is the new status. */
+async function serverCommand(command: string, argument?: Record<string, unknown>): Promise<void> {
+    if (client === undefined || !client.isRunning()) {
+        void vscode.window.showWarningMessage('CodeGen LSP: the server is not running.');
+        return;
+    }
+    const answer = await client.sendRequest(ExecuteCommandRequest.type, {
+        command,
+        arguments: argument === undefined ? [] : [argument],
+    });
+    switched(answer as ServerStatus);
+}
+
+/** A switch changed: show it, and ask at once when completions are on again (else hide what shows). */
+function switched(answer: ServerStatus): void {
+    showStatus(answer);
+    if (status !== undefined && status.enabled) {
+        void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'); // on again: ask at once
+    } else {
+        void vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+    }
+}
+
+async function openMenu(): Promise<void> {
+    const entries = menuEntries(status ?? NOT_RUNNING, activeServedDocument());
+    const picked = await vscode.window.showQuickPick<vscode.QuickPickItem & { entry: MenuEntry }>(
+        entries.map((entry) => ({ label: entry.label, description: entry.description, entry })),
+        { title: `CodeGen LSP: ${status?.message ?? 'not running'}`, placeHolder: 'CodeGen LSP' },
+    );
+    if (picked === undefined) {
+        return;
+    }
+    const action = picked.entry.action;
+    if (action.kind === 'setEnabled') {
+        await serverCommand('codegenLsp.setEnabled', action.argument);
+    } else {
+        await vscode.commands.executeCommand(action.command);
+    }
+}
+
+/** `codegen-lsp doctor` with the person's settings; its lines in an output channel, its verdict in a message. */
+async function healthCheck(): Promise<void> {
+    const config = configuration();
+    const launch = serverLaunch((key) => config.get(key), os.homedir());
+    const args = doctorArgs(currentSettings());
+    health.clear();
+    health.appendLine(`$ ${launch.command} doctor --settings '…'`);
+    health.show(true);
+    const stdout = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'CodeGen LSP: running codegen-lsp doctor' },
+        () =>
+            new Promise<string>((resolve) => {
+                childProcess.execFile(
+                    launch.command,
+                    args,
+                    { timeout: DOCTOR_TIMEOUT_MS, maxBuffer: DOCTOR_MAX_BYTES, env: process.env },
+                    (error, out, err) => {
+                        health.append(out);
+                        if (err.trim() !== '') {
+                            health.appendLine(err.trim());
+                        }
+                        if (error !== null && out.trim() === '') {
+                            health.appendLine(`FAIL doctor: ${error.message}`);
+                            resolve(`codegen-lsp doctor: not usable: ${error.message}`);
+                        } else {
+                            resolve(out);
+                        }
+                    },
+                );
+            }),
+    );
+    const verdict = doctorVerdict(stdout);
+    if (verdict.endsWith(': usable')) {
+        void vscode.window.showInformationMessage(`CodeGen LSP: ${verdict}`);
+    } else {
+        void vscode.window.showErrorMessage(`CodeGen LSP: ${verdict}`);
+    }
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
     settingKeys = serverSettingKeys(context.extension.packageJSON);
     output = vscode.window.createOutputChannel('CodeGen LSP', { log: true });
+    health = vscode.window.createOutputChannel('CodeGen LSP Health');
+    statusItem = vscode.window.createStatusBarItem(`${SECTION}.status`, vscode.StatusBarAlignment.Right, 100);
+    statusItem.name = 'CodeGen LSP';
+    statusItem.command = `${SECTION}.statusMenu`;
+    showStatus(undefined);
     trace = new TraceChannel(
         vscode.window.createOutputChannel('CodeGen LSP Trace'),
         traceLevel(configuration().get('trace.server')),
@@ -159,7 +314,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(
         output,
         trace,
+        health,
+        statusItem,
         vscode.commands.registerCommand(`${SECTION}.restartServer`, restartClient),
+        vscode.commands.registerCommand(`${SECTION}.statusMenu`, openMenu),
+        vscode.commands.registerCommand(`${SECTION}.healthCheck`, healthCheck),
+        vscode.window.onDidChangeActiveTextEditor(() => showStatus(status)),
         vscode.commands.registerCommand(`${SECTION}.showOutput`, () => output.show(true)),
         vscode.commands.registerCommand(`${SECTION}.showTrace`, () => trace.show(true)),
         vscode.workspace.onDidChangeConfiguration((event) => {
@@ -168,6 +328,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             }
             if (event.affectsConfiguration(`${SECTION}.trace.server`)) {
                 trace.setLevel(traceLevel(configuration().get('trace.server')));
+            }
+            if (event.affectsConfiguration(`${SECTION}.statusBar`)) {
+                showStatus(status);
             }
             if (
                 event.affectsConfiguration(`${SECTION}.serverCommand`) ||

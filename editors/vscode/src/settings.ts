@@ -4,7 +4,13 @@
 export const SECTION = 'codegenLsp';
 
 /** Settings only the extension reads (sync_settings.py declares them); the server would warn about them. */
-export const EXTENSION_ONLY_KEYS: readonly string[] = ['serverCommand', 'serverArgs', 'enabledLanguages', 'trace.server'];
+export const EXTENSION_ONLY_KEYS: readonly string[] = [
+    'serverCommand',
+    'serverArgs',
+    'enabledLanguages',
+    'statusBar',
+    'trace.server',
+];
 
 interface ConfigurationProperties {
     [key: string]: { default?: unknown };

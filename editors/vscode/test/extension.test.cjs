@@ -16,6 +16,14 @@ const CASE_FILE = process.env.CODEGEN_LSP_TEST_CASE;
 const skip = CASE_FILE ? false : 'set CODEGEN_LSP_TEST_CASE (tests/test_editor_vscode.py does)';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(condition, describe, seconds = 60) {
+    const deadline = Date.now() + seconds * 1000;
+    while (!condition()) {
+        if (Date.now() > deadline) assert.fail(`waited ${seconds} s: ${describe()}`);
+        await sleep(50);
+    }
+}
 const token = { isCancellationRequested: false, onCancellationRequested: () => ({ dispose() {} }) };
 
 /** What VS Code would hold for the person's settings.json: package.json defaults, then their values. */
@@ -59,6 +67,7 @@ test('the extension activates, starts the server and shows its ghost text', { sk
     installFakeVscode(vscode);
     const document = textDocument(c.path, 'python', c.text);
     seen.documents.push(document); // open before activation, as when VS Code restores a window
+    vscode.window.activeTextEditor = { document }; // the one the person looks at (the status item's menu)
     const extension = require('../out/extension.js');
     const context = { subscriptions: [], extension: { packageJSON: require('../package.json') } };
     const position = new Position(c.line, c.character);
@@ -70,6 +79,44 @@ test('the extension activates, starts the server and shows its ghost text', { sk
         const item = await ghostText(seen, document, position);
         assert.equal(item.insertText, c.completion);
         assert.ok(item.range === undefined || (item.range.start.line === c.line && item.range.start.character === c.character));
+
+        // The status bar item shows the server's status; the toggle command turns completions off there, and
+        // the extension then sends no request at all (the server's log has none between off and on).
+        const [statusItem] = seen.statusItems;
+        assert.ok(statusItem.visible, 'the status item is hidden');
+        assert.equal(statusItem.command, 'codegenLsp.statusMenu');
+        await waitFor(() => statusItem.text === '$(check) CodeGen', () => `status item: ${statusItem.text}`);
+        assert.match(statusItem.tooltip, /^CodeGen LSP: ready\nModel: .*codegen-tiny\nDevice: cpu\nDtype: float32\n/);
+        await seen.commands.get('codegenLsp.toggle')();
+        assert.equal(statusItem.text, '$(circle-slash) CodeGen off');
+        const provider = seen.inlineProviders.filter((p) => !p.disposed)[0].provider;
+        const automatic = { triggerKind: 1, selectedCompletionInfo: undefined };
+        assert.equal(await provider.provideInlineCompletionItems(document, position, automatic, token), undefined);
+        await seen.commands.get('codegenLsp.toggle')();
+        assert.equal(statusItem.text, '$(check) CodeGen');
+        assert.equal((await ghostText(seen, document, position)).insertText, c.completion);
+        const log = seen.output.join('\n');
+        const between = log.slice(log.lastIndexOf('switches: completions off'), log.lastIndexOf('switches: completions on'));
+        assert.ok(between.startsWith('switches: completions off'), 'the server logged no toggle');
+        assert.doesNotMatch(between, /inline|switched off/, 'a request reached the server while off');
+
+        // The menu behind the item offers the switches for this document, then output, restart, health check.
+        seen.pick = (items) => items.find((i) => i.label.includes('Disable for python'));
+        await seen.commands.get('codegenLsp.statusMenu')();
+        assert.equal(statusItem.text, '$(circle-slash) CodeGen off (python)');
+        assert.equal(await provider.provideInlineCompletionItems(document, position, automatic, token), undefined);
+        seen.pick = (items) => items.find((i) => i.label.includes('Enable for python'));
+        await seen.commands.get('codegenLsp.statusMenu')();
+        assert.equal(statusItem.text, '$(check) CodeGen');
+        assert.deepEqual(seen.quickPicks[0].map((i) => i.label), [
+            '$(circle-slash) Disable completions',
+            '$(circle-slash) Disable for python',
+            '$(circle-slash) Disable for this file',
+            '$(clock) Snooze for 30 minutes',
+            '$(output) Show output',
+            '$(debug-restart) Restart server',
+            '$(pulse) Run health check',
+        ]);
 
         // A setting changes: the extension sends it; greedy decoding with fewer tokens gives a prefix.
         settings['codegenLsp.maxNewTokens'] = 3;

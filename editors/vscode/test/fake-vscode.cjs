@@ -75,6 +75,18 @@ class InlineCompletionList {
     }
 }
 
+class ThemeColor {
+    constructor(id) {
+        this.id = id;
+    }
+}
+
+/** A status bar item that keeps what the extension set, for the tests to read. */
+function statusBarItem(id, alignment, priority) {
+    return { id, alignment, priority, text: '', tooltip: undefined, command: undefined, visible: false,
+        show() { this.visible = true; }, hide() { this.visible = false; }, dispose() { this.visible = false; } };
+}
+
 class Uri {
     constructor(scheme, fsPath) {
         this.scheme = scheme;
@@ -127,6 +139,7 @@ function createFakeVscode(settings) {
     const seen = {
         commands: new Map(),
         inlineProviders: [],
+        statusItems: [],
         messages: [],
         output: [],
         configurationListeners: new EventEmitter(),
@@ -176,6 +189,9 @@ function createFakeVscode(settings) {
         InlineCompletionList,
         Uri,
         InlineCompletionTriggerKind: { Invoke: 0, Automatic: 1 },
+        StatusBarAlignment: { Left: 1, Right: 2 },
+        ProgressLocation: { SourceControl: 1, Window: 10, Notification: 15 },
+        ThemeColor,
         env: { appName: 'Visual Studio Code', language: 'en', machineId: 'test', sessionId: 'test', uiKind: 1 },
         workspace: {
             workspaceFolders: undefined,
@@ -196,6 +212,15 @@ function createFakeVscode(settings) {
             visibleTextEditors: [],
             tabGroups: { all: [], onDidChangeTabs: new EventEmitter().event },
             createOutputChannel: outputChannel,
+            createStatusBarItem: (id, alignment, priority) => {
+                const item = statusBarItem(id, alignment, priority);
+                seen.statusItems.push(item);
+                return item;
+            },
+            showQuickPick: async (items) => {
+                seen.quickPicks = [...(seen.quickPicks ?? []), items];
+                return seen.pick?.(items);
+            },
             showErrorMessage: message('error'),
             showWarningMessage: message('warning'),
             showInformationMessage: message('info'),

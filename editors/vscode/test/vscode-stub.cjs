@@ -44,7 +44,6 @@ function vscodeClientCapabilities() {
     const client = new LanguageClient('codegenLsp', 'CodeGen LSP', { command: 'unused' }, {
         documentSelector: [{ scheme: 'file', language: 'python' }],
     });
-    client.registerProposedFeatures();
     return client.computeClientCapabilities();
 }
 
