@@ -112,8 +112,8 @@ def test_multiline_suggestions_with_scripted_server(tmp_path: Path) -> None:
     _run(emacs, case.write_json(tmp_path / "case.json"), tmp_path)
 
 
-def _batch(emacs: str, *args: str, env: dict[str, str] | None = None, timeout: int = 120) -> str:
-    done = subprocess.run([emacs, "--batch", "-Q", *args], capture_output=True, text=True, env=env, timeout=timeout)
+def _batch(emacs: str, *args: str, env: dict[str, str] | None = None, timeout: int = 120, quick: str = "-Q") -> str:
+    done = subprocess.run([emacs, "--batch", quick, *args], capture_output=True, text=True, env=env, timeout=timeout)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-8000:]
     return output
@@ -230,3 +230,75 @@ def test_rass_preset_routes_ours_to_codegen_lsp() -> None:
     assert preset.split_initialization_options({"model": "bundled"}, ours=False) is None
     assert preset.servers() == []
     assert issubclass(preset.logic_class(), preset.LspLogic)
+
+
+def _readme_snippets() -> list[str]:
+    return re.findall(r"```elisp\n(.+?)\n```", (EMACS_DIR / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+
+
+CHECK_INSTALL = """(progn
+  (find-file (getenv "CODEGEN_LSP_TEST_FILE"))
+  (run-hooks 'post-command-hook) ; eglot-ensure connects after the command that opened the file
+  (let ((deadline (+ (float-time) 60)))
+    (while (and (not (and (eglot-managed-p) (eglot-current-server))) (< (float-time) deadline))
+      (accept-process-output nil 0.05)))
+  (princ (format "server class: %s\\nghost text mode: %s\\n"
+                 (and (eglot-current-server) (eieio-object-class (eglot-current-server)))
+                 (bound-and-true-p codegen-lsp-inline-mode)))
+  (when (eglot-current-server)
+    (set-buffer-modified-p nil)
+    (eglot-shutdown (eglot-current-server) nil 10)))"""
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["plain", "use-package"])
+def test_readme_install_snippet_runs_as_written(index: int, tmp_path: Path) -> None:
+    """The README's init.el and use-package forms, as written (with /path/to/codegen-lsp this checkout), in an
+    Emacs 28 started as Debian's is (site-start, then the installed packages: elpa-eglot, elpa-use-package):
+    opening a Python file in a project starts codegen-lsp through Eglot, with ghost text on."""
+    emacs = _emacs()
+    if index == 1 and not list(Path("/usr/share/emacs/site-lisp/elpa").glob("use-package-*")):
+        pytest.skip("use-package is not installed (apt-get install elpa-use-package)")
+    if shutil.which("codegen-lsp") is None:
+        pytest.skip("codegen-lsp is not on PATH (pip install -e .)")
+    snippet = _readme_snippets()[index]
+    init = tmp_path / "init.el"
+    init.write_text(snippet.replace("/path/to/codegen-lsp", str(EDITORS.parent)), encoding="utf-8")
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "hello.py").write_text("def hello():\n    return 1\n", encoding="utf-8")
+    (tmp_path / "home").mkdir()
+    env = server_env() | {"HOME": str(tmp_path / "home"), "CODEGEN_LSP_TEST_FILE": str(project / "hello.py")}
+    output = _batch(
+        emacs, "--eval", "(package-activate-all)", "-l", str(init), "--eval", CHECK_INSTALL, env=env,
+        timeout=180, quick="-q",
+    )  # fmt: skip
+    assert "server class: codegen-lsp-server" in output, output[-4000:]
+    assert "ghost text mode: t" in output, output[-4000:]
+
+
+def test_readme_package_vc_snippet_as_far_as_emacs_28_goes(tmp_path: Path) -> None:
+    """Emacs 28 has no package-vc: the snippet names the package's own URL and a :lisp-dir holding the package
+    and its preset, and the autoloads package-vc generates there load the package on codegen-lsp-register."""
+    emacs = _emacs()
+    (snippet,) = [s for s in _readme_snippets() if "package-vc-install" in s]
+    url = re.search(r':url "([^"]+)"', snippet).group(1)
+    lisp_dir = re.search(r':lisp-dir "([^"]+)"', snippet).group(1)
+    header = re.search(r"^;; URL: (\S+)$", (EMACS_DIR / "codegen-lsp.el").read_text(encoding="utf-8"), re.M)
+    assert url == header.group(1)
+    checkout = tmp_path / "elpa" / "codegen-lsp"
+    shutil.copytree(EDITORS.parent / lisp_dir, checkout / lisp_dir, ignore=shutil.ignore_patterns("test"))
+    assert (checkout / lisp_dir / "codegen_lsp_rass.py").is_file()
+    folder, autoloads = json.dumps(str(checkout / lisp_dir)), json.dumps(str(checkout / lisp_dir / "x-autoloads.el"))
+    form = f"""(progn
+  (add-to-list 'load-path {folder})
+  (make-directory-autoloads {folder} {autoloads})
+  (load {autoloads} nil t)
+  (princ (format "autoloaded: %s\\n" (autoloadp (symbol-function 'codegen-lsp-ensure))))
+  (codegen-lsp-register)
+  (princ (format "loaded: %s\\nregistered: %s\\npreset: %s\\n" (featurep 'codegen-lsp)
+                 (and codegen-lsp--entries (memq (car codegen-lsp--entries) eglot-server-programs) t)
+                 (codegen-lsp--preset))))"""
+    output = _batch(emacs, "--eval", LOAD_EGLOT, "--eval", form)
+    assert "autoloaded: t" in output, output
+    assert "loaded: t" in output and "registered: t" in output, output
+    assert f"preset: {checkout / lisp_dir / 'codegen_lsp_rass.py'}" in output, output
