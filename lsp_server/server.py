@@ -301,7 +301,8 @@ def did_open(ls: CodegenLanguageServer, params: types.DidOpenTextDocumentParams)
     document = ls.documents.get(doc.uri)
     if document is not None:
         ls.completer.workspace.opened(doc.uri, document)
-        ls.completer.prefill(doc.uri, document, ls.settings)  # while the person reads
+        if ls.status.allows(doc.language_id, doc.uri):  # a document switched off costs the backend nothing
+            ls.completer.prefill(doc.uri, document, ls.settings)  # while the person reads
 
 
 def _show_languages(setting: str | tuple[str, ...]) -> str:

@@ -249,3 +249,17 @@ async def test_the_bundled_model_standing_in_is_named_as_such(tmp_path) -> None:
     logs = [m.message for m in client.log_messages]
     assert any("model: bundled ready on cpu" in line for line in logs), logs
     assert not any("codegen-350M-mono ready" in line for line in logs)
+
+
+async def test_a_document_opened_while_off_is_not_prefilled(client) -> None:
+    """Opening a document fills the worker's cache ahead (idle work), except where completions are off."""
+    before = (await debug_state(client))["stats"].get("prefills", 0)
+    await command(client, "codegenLsp.setEnabled", {"enabled": False, "languageId": "python"})
+    new_document(client, text=SAMPLE + "# off\n")
+    await command(client, "codegenLsp.setEnabled", {"enabled": True, "languageId": "python"})
+    new_document(client, text=SAMPLE + "# on\n")  # queued after the first one's would have been
+    deadline = time.monotonic() + 60
+    while (await debug_state(client))["stats"].get("prefills", 0) == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # a second prefill, had there been one, would have been right behind
+    assert (await debug_state(client))["stats"].get("prefills", 0) == before + 1
