@@ -330,6 +330,74 @@ class Emacs:
         return self.text(events)
 
 
+def _emacs_lighters_until_ready(screen: TmuxScreen) -> list[str]:
+    """The mode line's lighter (` CG:...`) each time it changed, from the start until it says ready."""
+    history: list[str] = []
+
+    def ready() -> bool:
+        found = re.search(r"\bCG:(loading \d+%|\S+?)[ )]", _emacs_mode_line(screen))
+        if found and (not history or history[-1] != found.group(0)[:-1]):
+            history.append(found.group(0)[:-1])
+        return bool(history) and history[-1] == "CG:ready"
+
+    _wait(ready, "the mode line to say CG:ready", 120, lambda: f"{history}\n{screen.text()}")
+    return history
+
+
+def _emacs_mode_line(screen: TmuxScreen) -> str:
+    """The selected window's mode line (the one naming a major mode, lowest on the screen)."""
+    lines = [line for line in screen.lines() if re.match(r"^-[-:%*UTF0-9]+-", line)]
+    return lines[-1] if lines else ""
+
+
+def _emacs_command(screen: TmuxScreen, command: str) -> None:
+    screen.keys("M-x")
+    screen.type(command)
+    screen.keys("Enter")
+
+
+def _emacs_toggle_off_asks_nothing_then_on(screen: TmuxScreen, emacs: Emacs) -> None:
+    """M-x codegen-lsp-toggle: the mode line says CG:off, and typing then asks nothing (no inline request in
+    Eglot's events, none in the server's log lines there); toggled on, CG:ready and ghost text again."""
+    _emacs_command(screen, "codegen-lsp-toggle")
+    screen.wait(lambda: "CG:off" in _emacs_mode_line(screen), "the mode line to say CG:off")
+    before = _inline_requests_in(emacs.events())
+    screen.keys("BSpace")
+    screen.type("t")
+    _wait(lambda: emacs.line().endswith("if count"), "the typed t", show=emacs.line)
+    # A round trip to the server: a request sent after the keystroke would be answered (and logged) before it.
+    status = "(jsonrpc-request (eglot-current-server) :codegenLsp/status (codegen-lsp--status-params))"
+    emacs.eval(f"(with-current-buffer (window-buffer (selected-window)) {status} t)")
+    assert _inline_requests_in(emacs.events()) == before
+    assert not _ghost_after_cursor(screen)
+    _emacs_command(screen, "codegen-lsp-toggle")
+    screen.wait(lambda: "CG:ready" in _emacs_mode_line(screen), "the mode line to say CG:ready again")
+    _emacs_command(screen, "codegen-lsp-inline-suggest")
+    ghost = lambda: emacs.text('(or (codegen-lsp-inline-text) "")')  # noqa: E731
+    _wait(lambda: ghost() != "", "ghost text after switching on", 60, screen.text)
+    below = lambda: screen.lines()[screen.cursor()[0] + 1].strip()  # noqa: E731 - the file ends at the cursor's line
+    screen.wait(lambda: _ghost_after_cursor(screen) or below() != "", "the ghost text on the screen")
+    assert _inline_requests_in(emacs.events())[0] > before[0]
+    screen.keys("C-g")
+    _wait(lambda: ghost() == "" and not _ghost_after_cursor(screen) and below() == "", "C-g to dismiss the ghost text",
+          show=screen.text)  # fmt: skip
+
+
+def _inline_requests_in(events: str) -> tuple[int, int]:
+    """From Eglot's events: inline requests Emacs sent, and those the server logged working on (`#N inline`)."""
+    return events.count('"textDocument/inlineCompletion"'), len(set(re.findall(r"#(\d+) inline ", events)))
+
+
+def _emacs_diagnose(screen: TmuxScreen) -> None:
+    """M-x codegen-lsp-diagnose shows `codegen-lsp doctor`'s lines and its verdict; C-x 1 closes it."""
+    _emacs_command(screen, "codegen-lsp-diagnose")
+    screen.wait(lambda: "codegen-lsp doctor: usable" in screen.text(), "the doctor's verdict", 180)
+    assert re.search(r"^\s*\d+ OK python: ", screen.text(), re.M), screen.text()  # (after the line numbers)
+    assert re.search(r"^\s*\d+ OK model: bundled", screen.text(), re.M), screen.text()
+    screen.keys("C-x", "1")
+    screen.wait(lambda: "doctor: usable" not in screen.text(), "C-x 1 to close the doctor's window")
+
+
 def test_emacs_ghost_text_on_screen(tmp_path: Path) -> None:
     emacs_path = _need("emacs")
     _need("emacsclient")
@@ -348,12 +416,16 @@ def test_emacs_ghost_text_on_screen(tmp_path: Path) -> None:
     with TmuxScreen(tmp_path / "tmux", command, env, width=100, height=32) as screen:
         screen.wait_for_text("class Inventory")
         emacs = Emacs(sockets)
+        history = _emacs_lighters_until_ready(screen)
+        assert history.index("CG:ready") > min(i for i, h in enumerate(history) if h.startswith("CG:loading")), history
         _wait(lambda: (sockets / "server").exists() and emacs.managed(), "Eglot to manage the buffer", 60)
         screen.keys("M->")
         _type_then_see_the_ghost(screen, emacs, case, completion, "emacs")
 
         keys = AcceptKeys(word="M-Right", line="M-Down", everything="Tab", dismiss="C-g")
         _accept_word_line_rest_then_dismiss(screen, emacs, case, completion, keys)
+        _emacs_toggle_off_asks_nothing_then_on(screen, emacs)
+        _emacs_diagnose(screen)
 
         screen.keys("C-x", "C-s")
         _wait(lambda: case.path.read_text() == emacs.buffer(), "C-x C-s to save the file")
