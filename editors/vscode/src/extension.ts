@@ -2,7 +2,8 @@
 // VS Code shows its inline completions as ghost text (Tab accepts). A status bar item shows the server's
 // `codegenLsp/status` (loading, ready, busy, off, ...) and opens a menu: on/off, per language or file, snooze,
 // output, restart, health check (`codegen-lsp doctor`). The server owns the on/off state; the extension asks
-// nothing while the last status says a document is off.
+// nothing while the last status says a document is off. Next/previous suggestion (Alt+] / Alt+[) fetches
+// alternatives on the first cycle (src/alternatives.ts).
 //
 // vscode-languageclient >= 10 implements `textDocument/inlineCompletion` (LSP 3.18) as a regular feature.
 import * as childProcess from 'child_process';
@@ -17,6 +18,7 @@ import {
     ServerOptions,
 } from 'vscode-languageclient/node';
 
+import { provideAlternatives, wantsAlternatives } from './alternatives';
 import { logServerLine } from './serverLog';
 import {
     DocumentFilter,
@@ -90,8 +92,15 @@ function createClient(): LanguageClient {
         },
         middleware: {
             // Off for this document (the server's last status says so): VS Code gets nothing, the server no request.
-            provideInlineCompletionItems: (document, position, context, token, next) =>
-                allows(status, activeDocument(document)) ? next(document, position, context, token) : undefined,
+            // Asked by the person (Alt+\, or the first Alt+] / Alt+[ of a suggestion): the alternatives too.
+            provideInlineCompletionItems: (document, position, context, token, next) => {
+                if (!allows(status, activeDocument(document))) {
+                    return undefined;
+                }
+                return client !== undefined && wantsAlternatives(context)
+                    ? provideAlternatives(client, document, position, context, token)
+                    : next(document, position, context, token);
+            },
             // The client makes VS Code commands of the server's (`codegenLsp.toggle`, `codegenLsp.setEnabled`, for
             // the palette and keybindings); their answer is the new status.
             executeCommand: async (command, args, next) => {

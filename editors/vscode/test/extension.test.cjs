@@ -80,6 +80,18 @@ test('the extension activates, starts the server and shows its ghost text', { sk
         assert.equal(item.insertText, c.completion);
         assert.ok(item.range === undefined || (item.range.start.line === c.line && item.range.start.character === c.character));
 
+        // Next/previous suggestion (Alt+] / Alt+[): VS Code asks again with `Invoke`, and the extension asks the
+        // server for alternatives (codegenLsp/inlineCompletion): the shown candidate first, then others.
+        const provider = seen.inlineProviders.filter((p) => !p.disposed)[0].provider;
+        const invoked = { triggerKind: 0 /* Invoke */, selectedCompletionInfo: undefined };
+        const cycled = await provider.provideInlineCompletionItems(document, position, invoked, token);
+        const texts = (Array.isArray(cycled) ? cycled : cycled.items).map((i) => i.insertText);
+        assert.equal(texts[0], c.completion, 'the candidate shown comes first');
+        assert.ok(texts.length >= 2 && new Set(texts).size === texts.length, `no distinct second candidate: ${JSON.stringify(texts)}`);
+        await waitFor(() => /#\d+ alternatives example\.py:/.test(seen.output.join('\n')), () => 'no alternatives request in the log');
+        const typing = seen.output.filter((line) => / #\d+ (inline|alternatives) example\.py:/.test(line));
+        assert.match(typing[0], / #\d+ inline example\.py:/, 'typing (Automatic) asks textDocument/inlineCompletion');
+
         // The status bar item shows the server's status; the toggle command turns completions off there, and
         // the extension then sends no request at all (the server's log has none between off and on).
         const [statusItem] = seen.statusItems;
@@ -89,16 +101,16 @@ test('the extension activates, starts the server and shows its ghost text', { sk
         assert.match(statusItem.tooltip, /^CodeGen LSP: ready\nModel: .*codegen-tiny\nDevice: cpu\nDtype: float32\n/);
         await seen.commands.get('codegenLsp.toggle')();
         assert.equal(statusItem.text, '$(circle-slash) CodeGen off');
-        const provider = seen.inlineProviders.filter((p) => !p.disposed)[0].provider;
         const automatic = { triggerKind: 1, selectedCompletionInfo: undefined };
         assert.equal(await provider.provideInlineCompletionItems(document, position, automatic, token), undefined);
+        assert.equal(await provider.provideInlineCompletionItems(document, position, invoked, token), undefined);
         await seen.commands.get('codegenLsp.toggle')();
         assert.equal(statusItem.text, '$(check) CodeGen');
         assert.equal((await ghostText(seen, document, position)).insertText, c.completion);
         const log = seen.output.join('\n');
         const between = log.slice(log.lastIndexOf('switches: completions off'), log.lastIndexOf('switches: completions on'));
         assert.ok(between.startsWith('switches: completions off'), 'the server logged no toggle');
-        assert.doesNotMatch(between, /inline|switched off/, 'a request reached the server while off');
+        assert.doesNotMatch(between, /inline|alternatives|switched off/, 'a request reached the server while off');
 
         // The menu behind the item offers the switches for this document, then output, restart, health check.
         seen.pick = (items) => items.find((i) => i.label.includes('Disable for python'));
