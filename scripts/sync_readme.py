@@ -1,4 +1,4 @@
-"""Rewrite the settings table in README.md from lsp_server/settings.py (the one place settings are declared).
+"""Rewrite the settings table in README.md from lsp_server/settings/schema.py (the one place settings are declared).
 
 python scripts/sync_readme.py          # rewrite README.md
 python scripts/sync_readme.py --check  # exit 1 when README.md is out of date

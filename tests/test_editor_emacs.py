@@ -49,7 +49,7 @@ def _emacs() -> str:
 
 
 def test_settings_block_matches_the_server() -> None:
-    """codegen-lsp.el's defcustoms are rendered from lsp_server/settings.py: one source of truth."""
+    """codegen-lsp.el's defcustoms are rendered from lsp_server/settings/schema.py: one source of truth."""
     done = subprocess.run(
         [sys.executable, str(EMACS_DIR / "sync_settings.py"), "--check"], capture_output=True, text=True
     )

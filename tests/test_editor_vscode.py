@@ -32,7 +32,7 @@ def _require_node() -> str:
 
 
 def test_package_json_settings_match_the_server() -> None:
-    """package.json's codegenLsp.* settings are rendered from lsp_server/settings.py: one source of truth."""
+    """package.json's codegenLsp.* settings are rendered from lsp_server/settings/schema.py: one source of truth."""
     done = subprocess.run([sys.executable, str(VSCODE / "sync_settings.py"), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     properties = json.loads((VSCODE / "package.json").read_text())["contributes"]["configuration"]["properties"]

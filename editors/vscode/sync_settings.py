@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes (or with --check, verifies) package.json's `contributes.configuration.properties`.
 
-The server's settings are declared once, in `lsp_server/settings.py`; this renders them under
+The server's settings are declared once, in `lsp_server/settings/schema.py`; this renders them under
 `codegenLsp.*` and adds the few settings only the extension reads (how to start the server, tracing).
 Run it after changing a setting: `python3 editors/vscode/sync_settings.py`.
 """
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 json.dumps({"activationEvents": events, **wanted}, indent=2).splitlines(keepends=True),
                 "package.json",
-                "lsp_server/settings.py + sync_settings.py",
+                "lsp_server/settings/schema.py + sync_settings.py",
             )
         )
         print("package.json is out of date: run python3 editors/vscode/sync_settings.py", file=sys.stderr)

@@ -22,7 +22,7 @@ interface PackageJson {
 
 /**
  * The server's setting names, read from package.json (which sync_settings.py renders from
- * lsp_server/settings.py), so a new server setting reaches the server without touching this code.
+ * lsp_server/settings/schema.py), so a new server setting reaches the server without touching this code.
  */
 export function serverSettingKeys(packageJson: PackageJson): string[] {
     const properties = packageJson.contributes?.configuration?.properties ?? {};
