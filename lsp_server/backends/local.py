@@ -51,6 +51,8 @@ from codegen_lsp.inference.protocol import (
 )
 from codegen_lsp.lsp_server.backends import BackendError, BackendRequestCancelled, BackendState
 
+WORKER_EXIT_GRACE_S = 0.5  # then SIGKILL
+
 log = logging.getLogger("codegen_lsp.client")
 
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -198,9 +200,10 @@ class EngineClient:
             outbox.put(Shutdown())
             outbox.put(None)  # the writer ends
         if process is not None:
-            # Editors kill a server that has not exited 2 s after `exit` (vscode-languageclient, eglot 1.5 s): the
-            # worker gets 1 s to end by itself (it keeps nothing that a kill would lose: conversions are atomic).
-            await asyncio.to_thread(process.join, 1.0)
+            # Editors kill a server that has not exited 2 s after `exit` (vscode-languageclient, eglot 1.5 s), and
+            # on a busy machine our own exit took 1.4-2.0 s with a 1 s grace here: the worker gets 0.5 s to end by
+            # itself (it keeps nothing that a kill would lose: conversions are atomic).
+            await asyncio.to_thread(process.join, WORKER_EXIT_GRACE_S)
             if process.is_alive():
                 process.kill()
                 await asyncio.to_thread(process.join, 5.0)
