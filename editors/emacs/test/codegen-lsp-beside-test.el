@@ -3,7 +3,8 @@
 ;; CODEGEN_LSP_TEST_CASE=<case.json> emacs --batch -Q -l ert -l editors/emacs/test/codegen-lsp-beside-test.el \
 ;;   -f ert-run-tests-batch-and-exit
 ;; (tests/test_editor_emacs.py writes the case: a Python file in a project folder, a position, the CLI's
-;; completion there, the server's command line and settings, and how to run rass.)
+;; completion there, the server's command line and settings, and how to run rass.)  A C buffer with clangd
+;; (Debian's clangd) is checked the same way, where clangd is installed.
 ;;
 ;; Eglot's own entry for python-mode (pylsp: Debian's python3-pylsp) stays what it was; `codegen-lsp-register'
 ;; runs codegen-lsp beside it behind rass.  In one Eglot connection: hover and diagnostics come from pylsp,
@@ -120,6 +121,50 @@
         (should (equal (codegen-lsp-beside--wait "ghost text after switching on" 120 #'codegen-lsp-inline-text)
                        (codegen-lsp-beside--field 'completion)))
         (should (> (codegen-lsp-beside--events "method \"textDocument/inlineCompletion\"") sent)))
+      (set-buffer-modified-p nil)
+      (eglot-shutdown server nil 10))))
+
+(ert-deftest codegen-lsp-beside-clangd ()
+  "A C buffer: hover and a diagnostic from clangd, inline completions answered by codegen-lsp."
+  (unless (executable-find "clangd")
+    (ert-skip "clangd is not installed (apt-get install clangd)"))
+  (setq codegen-lsp-server-command (codegen-lsp-beside--field 'server)
+        codegen-lsp-rass-command (codegen-lsp-beside--field 'rass)
+        codegen-lsp-keep-other-servers t)
+  (pcase-dolist (`(,name . ,value) (codegen-lsp-beside--field 'settings))
+    (set (nth 1 (assq (intern (format ":%s" name)) codegen-lsp--settings)) value))
+  (should (member "c" (codegen-lsp-completed-languages))) ; a local model: all six
+  (codegen-lsp-register)
+  (let ((file (expand-file-name "main.c" (file-name-directory (codegen-lsp-beside--field 'path)))))
+    (with-temp-file file
+      (insert "/* Adds two numbers. */\nint add(int a, int b) { return a + b; }\n\n"
+              "int main(void) { return add(1, 2) + undeclared_thing; }\n"))
+    (find-file file)
+    (should (eq major-mode 'c-mode))
+    (apply #'eglot (eglot--guess-contact))
+    (codegen-lsp-beside--wait "Eglot to connect" 60 #'eglot-managed-p)
+    (let ((server (eglot-current-server)))
+      (should (eq (eieio-object-class server) 'codegen-lsp-server))
+      (should (codegen-lsp--wrapped server))
+      (should (string-match-p "clangd" (plist-get (eglot--server-info server) :name)))
+      (should codegen-lsp-inline-mode)
+      (goto-char (point-min))
+      (search-forward "return add(")
+      (backward-char 2)
+      (let ((hover (jsonrpc-request server :textDocument/hover (eglot--TextDocumentPositionParams))))
+        (should (string-match-p "int add(int a, int b)" (format "%S" (plist-get hover :contents)))))
+      (codegen-lsp-beside--wait
+       "clangd's diagnostic" 60
+       (lambda () (cl-find-if (lambda (d) (string-match-p "undeclared_thing" (flymake-diagnostic-text d)))
+                              (flymake-diagnostics))))
+      ;; codegen-lsp answers the inline completion (an InlineCompletionList, not clangd's MethodNotFound).
+      (goto-char (point-max))
+      (insert "int twice(int x) { return ")
+      (codegen-lsp--send-changes)
+      (let ((answer (jsonrpc-request server :textDocument/inlineCompletion
+                                     (append (eglot--TextDocumentPositionParams) '(:context (:triggerKind 1)))
+                                     :timeout 120)))
+        (should (vectorp (plist-get answer :items))))
       (set-buffer-modified-p nil)
       (eglot-shutdown server nil 10))))
 
