@@ -294,6 +294,26 @@
       (codegen-lsp-inline-suggest t)
       (should-not (codegen-lsp-inline-text)))))
 
+(ert-deftest codegen-lsp-ert-asks-again-when-the-model-is-ready ()
+  "An answer that came empty while the model loaded is asked again once it is ready, if the cursor waits."
+  (codegen-lsp-ert--in-python "x = "
+    (let ((server (make-instance 'codegen-lsp-server
+                                 :process (make-pipe-process :name "codegen-lsp-ert-3" :noquery t))))
+      (setf (eglot--managed-buffers server) (list (current-buffer)))
+      (codegen-lsp--set-status server (codegen-lsp-ert--status :state "loading" :fraction 0.5))
+      (setq codegen-lsp--anchor (codegen-lsp--here)) ; a request went out here and came back empty
+      (codegen-lsp--set-status server (codegen-lsp-ert--status :state "busy"))
+      (should-not codegen-lsp--timer) ; busy -> ...: nothing to ask again
+      (codegen-lsp--set-status server (codegen-lsp-ert--status :state "loading" :fraction 1.0))
+      (codegen-lsp--set-status server (codegen-lsp-ert--status))
+      (should (timerp codegen-lsp--timer))
+      (codegen-lsp-inline-clear)
+      ;; The cursor moved on since: nothing.
+      (codegen-lsp--set-status server (codegen-lsp-ert--status :state "loading"))
+      (setq codegen-lsp--anchor (cons (buffer-chars-modified-tick) (1- (point))))
+      (codegen-lsp--set-status server (codegen-lsp-ert--status))
+      (should-not codegen-lsp--timer))))
+
 ;;;; Diagnose
 
 (ert-deftest codegen-lsp-ert-doctor-command ()
