@@ -47,6 +47,8 @@ __all__ = ["PYGLS_VERSIONS", "CodegenProtocol", "StreamServer"]
 
 PYGLS_VERSIONS = ">=2.1,<2.2"  # the pygls releases whose private names this module was written against
 
+OWN_METHOD_PREFIX = "codegenLsp/"  # our own requests and notifications (status, alternatives)
+
 log = logging.getLogger("codegen_lsp.server")
 
 STALL_S = 0.25  # no input for this long: bad framing still in the buffer is reported (transport.py)
@@ -181,6 +183,9 @@ class CodegenProtocol(LanguageServerProtocol):
             if is_request:
                 self.send_error(raw["id"], INVALID_REQUEST, "initialize was already received: it may come once")
             return
+        if "params" not in raw and isinstance(method, str) and method.startswith(OWN_METHOD_PREFIX):
+            raw = {**raw, "params": None}  # JSON-RPC lets params be left out (rass drops empty ones); pygls' generic
+            # message for a method it does not know requires the key
         try:
             message = self.structure_message(raw)
         except Exception as error:  # noqa: BLE001 - params that do not fit the method's types

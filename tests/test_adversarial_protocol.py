@@ -264,3 +264,13 @@ def test_hostile_settings_are_refused_one_by_one_and_never_break_the_server(serv
     now = settings_now(server)
     assert not math.isnan(now["temperature"]) and math.isfinite(now["topP"])
     assert_serving(server)
+
+
+def test_our_own_request_may_leave_params_out(server):
+    """JSON-RPC makes params optional, and rass (the Emacs multiplexer) drops empty ones: `codegenLsp/status`
+    without a params key is answered like one with `{}`, not with InvalidParams."""
+    request_id = server.next_id()
+    server.send({"jsonrpc": "2.0", "id": request_id, "method": "codegenLsp/status"})
+    answer = server.wait_response(request_id)
+    assert "error" not in answer, answer
+    assert answer["result"]["state"] in {"loading", "ready", "busy", "remoteDown", "error", "disabled", "stopped"}
