@@ -157,6 +157,19 @@ def test_first_suggestion_appears_without_typing_again(session: Session) -> None
         session.page.screenshot(path=str(Path(os.environ["CODEGEN_LSP_SCREENSHOTS"]) / "vscode.png"))
 
 
+def test_next_suggestion_fetches_alternatives_and_previous_comes_back(session: Session) -> None:
+    """Alt+] on the ghost text shown while typing: VS Code asks again (Invoke), the extension asks the server for
+    alternatives (codegenLsp/inlineCompletion), and a second, different candidate shows; Alt+[ shows the first."""
+    workbench, page = session.workbench, session.page
+    first = screen_completion(session.case)
+    assert session.ghost() == first
+    page.keyboard.press("Alt+BracketRight")  # editor.action.inlineSuggest.showNext
+    session.wait_for_log(r"#\d+ alternatives inventory\.py:\d+:\d+: [2-9] item\(s\)", timeout_s=90)
+    wait_until(lambda: workbench.has_ghost_text() and workbench.ghost_text() not in ("", first), "a second candidate")
+    page.keyboard.press("Alt+BracketLeft")  # editor.action.inlineSuggest.showPrevious
+    wait_until(lambda: workbench.has_ghost_text() and workbench.ghost_text() == first, "the first candidate again")
+
+
 def test_escape_dismisses_and_alt_backslash_asks_again(session: Session) -> None:
     workbench, page = session.workbench, session.page
     page.keyboard.press("Escape")
@@ -225,9 +238,10 @@ def test_other_languages_attach(session: Session, name: str, language: str, firs
     page.click(".part.editor .monaco-editor .view-lines")
     page.keyboard.press("Control+End")
     page.keyboard.type(typed)
-    page.keyboard.press("Alt+Backslash")
-    # The server's answer, as it logs it: "#N inline main.go:5:7: 1 item(s) in ..." or "no items: #N ...".
-    answers = session.wait_for_log(rf"^.*#\d+ inline {re.escape(name)}:\d+:\d+: (?!superseded).*$", timeout_s=90)
+    page.keyboard.press("Alt+Backslash")  # asks for alternatives (Invoke)
+    # The server's answer, as it logs it: "#N alternatives main.go:5:7: 1 item(s) in ..." or "no items: #N ...".
+    kind = "(?:inline|alternatives)"
+    answers = session.wait_for_log(rf"^.*#\d+ {kind} {re.escape(name)}:\d+:\d+: (?!superseded).*$", timeout_s=90)
     if any(re.search(r": [1-9]\d* item\(s\)", answer) for answer in answers):
         assert session.ghost() != ""
 
@@ -265,7 +279,8 @@ def test_status_item_and_toggle_off_sends_nothing_then_on_shows_ghost_text(sessi
     session.wait_for_status("check", "CodeGen")
     log = session.log()
     between = log[log.rindex("switches: completions off") : log.rindex("switches: completions on")]
-    assert not re.search(r"inline|switched off", between), between  # no request reached the server while off
+    # no request reached the server while off
+    assert not re.search(r"inline|alternatives|switched off", between), between
     page.click(".part.editor .monaco-editor .view-lines")
     page.keyboard.press("Control+End")
     page.keyboard.press("Alt+Backslash")
@@ -336,7 +351,8 @@ def test_trace_setting_alone_fills_the_trace_channel(session: Session) -> None:
 
     def traced() -> bool:  # the file behind the channel: all of it, not only the lines on screen
         files = session.server.user_data.glob("logs/*/exthost*/output_logging_*/*CodeGen LSP Trace.log")
-        return any("Sending request 'textDocument/inlineCompletion" in f.read_text() for f in files)
+        sent = re.compile(r"Sending request '(textDocument|codegenLsp)/inlineCompletion")  # typed, or Alt+\
+        return any(sent.search(f.read_text()) for f in files)
 
     wait_until(traced, "the inline request in the trace channel")
 

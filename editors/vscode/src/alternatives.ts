@@ -19,17 +19,25 @@ export const ALTERNATIVES_REQUEST = new RequestType<
     void
 >('codegenLsp/inlineCompletion');
 
-/** How many candidates the first cycle asks for (the shown one included). */
+/** How many candidates the first cycle asks for at least (the shown one included). */
 export const ALTERNATIVES = 3;
+
+/** The count to ask for: `ALTERNATIVES`, or the person's `codegenLsp.numCandidates` where that is more. */
+export function alternativesCount(numCandidates: unknown): number {
+    return typeof numCandidates === 'number' && Number.isInteger(numCandidates)
+        ? Math.min(8, Math.max(ALTERNATIVES, numCandidates))
+        : ALTERNATIVES;
+}
 
 /** Whether VS Code asks because the person did (Alt+\, or the first Alt+] / Alt+[), not because they typed. */
 export function wantsAlternatives(context: vscode.InlineCompletionContext): boolean {
     return context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke;
 }
 
-/** `ALTERNATIVES` candidates at `position`, as VS Code's inline completion items. */
+/** `count` candidates at `position`, as VS Code's inline completion items. */
 export async function provideAlternatives(
     client: LanguageClient,
+    count: number,
     document: vscode.TextDocument,
     position: vscode.Position,
     context: vscode.InlineCompletionContext,
@@ -37,7 +45,7 @@ export async function provideAlternatives(
 ): Promise<vscode.InlineCompletionList | vscode.InlineCompletionItem[] | null | undefined> {
     const params = {
         ...client.code2ProtocolConverter.asInlineCompletionParams(document, position, context),
-        numCandidates: ALTERNATIVES,
+        numCandidates: count,
     };
     try {
         const result = await client.sendRequest(ALTERNATIVES_REQUEST, params, token);

@@ -18,7 +18,7 @@ import {
     ServerOptions,
 } from 'vscode-languageclient/node';
 
-import { provideAlternatives, wantsAlternatives } from './alternatives';
+import { alternativesCount, provideAlternatives, wantsAlternatives } from './alternatives';
 import { logServerLine } from './serverLog';
 import {
     DocumentFilter,
@@ -65,6 +65,11 @@ function currentSettings(): Record<string, unknown> {
     return serverSettings(settingKeys, (key) => config.get(key));
 }
 
+/** Candidates asked for on the first cycle. */
+function cycleCandidates(): number {
+    return alternativesCount(configuration().get('numCandidates'));
+}
+
 function selector(): DocumentFilter[] {
     return documentSelector(configuration().get('enabledLanguages'));
 }
@@ -98,7 +103,7 @@ function createClient(): LanguageClient {
                     return undefined;
                 }
                 return client !== undefined && wantsAlternatives(context)
-                    ? provideAlternatives(client, document, position, context, token)
+                    ? provideAlternatives(client, cycleCandidates(), document, position, context, token)
                     : next(document, position, context, token);
             },
             // The client makes VS Code commands of the server's (`codegenLsp.toggle`, `codegenLsp.setEnabled`, for

@@ -163,6 +163,14 @@ test('the extension activates, starts the server and shows its ghost text', { sk
     }
 });
 
+test('the first cycle asks for 3 candidates, or codegenLsp.numCandidates where that is more', () => {
+    installFakeVscode(createFakeVscode({}).vscode);
+    const { alternativesCount, wantsAlternatives } = require('../out/alternatives.js');
+    assert.deepEqual([undefined, 1, 3, 5, 8, 2.5, '5'].map(alternativesCount), [3, 3, 3, 5, 8, 3, 3]);
+    assert.equal(wantsAlternatives({ triggerKind: 0 /* Invoke */ }), true);
+    assert.equal(wantsAlternatives({ triggerKind: 1 /* Automatic */ }), false);
+});
+
 test('server stderr lines keep their level', () => {
     const { parseServerLine } = require('../out/serverLog.js');
     assert.deepEqual(parseServerLine('2026-01-02 03:04:05,678 codegen-lsp WARNING codegen_lsp.server: slow'), {
