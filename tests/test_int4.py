@@ -2,9 +2,10 @@
 
 Error bounds, and why: an int4 step is 1/15 of its group's range, ~16x int8's per-channel step relative to the
 weights, so int4 logits sit further from fp32 than int8's. The product test is tight (the kernel against the same
-dequantized weights in float64: only the order of the sums and the output's rounding differ). On the tiny random
-model int4 is measured at 0.25 logit std (max-abs, groups of 64) and 0.03 mean; the bounds are about twice that,
-while a layout mistake (a transposed group table, a wrong offset) moves logits by several std.
+dequantized weights in float64: only the order of the sums and the output's rounding differ), and so is the int4
+model against the float32 model holding its dequantized weights. Against float32 itself the bounds are loose on a
+random model (measured with groups of 64: mean |logit error| 0.14 std, top-1 agreement 62%, where int8 gives 0.02
+and 97%): random weights are int4's hard case; the trained bundled model is the meaningful check.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def test_int4_logits_stay_near_float32_on_a_random_model(int4_loaded, tiny_loade
 
 def test_the_trained_bundled_models_greedy_choices_mostly_match_float32():
     """A trained model is confident: int4's next token is fp32's at most positions of held-out-like code
-    (measured 95.5% of 512 positions of the bundled tokenizer's reading of argparse.py with groups of 64)."""
+    (measured 95.9% of 512 positions of argparse.py with groups of 64; int8: 99.2%)."""
     import sysconfig
     from pathlib import Path
 
