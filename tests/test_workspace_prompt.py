@@ -78,7 +78,7 @@ async def server_prompt(workspace: Path, settings: dict) -> str:
             await asyncio.sleep(0.5)
         raise AssertionError("the server never sent a prompt with snippets")
     finally:
-        await asyncio.wait_for(client.shutdown_session(), 30)
+        await asyncio.wait_for(client.shutdown_session(), 120)
         await client.stop()
 
 
