@@ -60,7 +60,7 @@ def quantization_benchmark(args: argparse.Namespace) -> str:
     source = (Path(sysconfig.get_paths()["stdlib"]) / "argparse.py").read_text(encoding="utf-8")
     reference = load_folder(folder, "cpu", "float32")
     ids = torch.tensor(reference.tokenizer.encode(source)[: args.positions])
-    prompts = [ids[start : start + 64] for start in (0, 128, 256, 384)]
+    prompts = [ids[i * (ids.numel() - 64) // 4 :][:64] for i in range(4)]  # 4 prompts of 64 tokens
     expected, expected_greedy = outputs(reference, ids, prompts, args.greedy)
     std = expected.std().item()
     del reference

@@ -102,19 +102,18 @@ def int4_loaded(tiny_model_dir):
     return load_folder(tiny_model_dir, "cpu", "int4")
 
 
-def test_loading_int4_quantizes_every_projection_and_keeps_the_head_in_float(int4_loaded):
+def test_loading_int4_quantizes_every_projection_and_the_head(int4_loaded):
     model = int4_loaded.model
-    assert all(
-        isinstance(m, Int4Linear) and m.group == 64 for block in model.h for m in (block.in_proj, block.out_proj)
-    )
-    assert isinstance(model.lm_head, Linear) and model.lm_head.weight.dtype == int4_loaded.dtype
+    projections = [m for block in model.h for m in (block.in_proj, block.out_proj)] + [model.lm_head]
+    assert all(isinstance(m, Int4Linear) and m.group == 64 for m in projections)
     assert model.wte.weight.dtype == int4_loaded.dtype  # the embedding stays a float table
     assert int4_loaded.quantized == "int4" and int4_loaded.dtype_name.startswith("int4 (")
 
 
-def test_a_weight_format_can_quantize_the_head_too(tiny_model_dir):
-    loaded = load_folder(tiny_model_dir, "cpu", "int4", weight_format=WeightFormat("int4", group=32, head=True))
-    assert isinstance(loaded.model.lm_head, Int4Linear) and loaded.model.lm_head.group == 32
+def test_a_weight_format_can_keep_the_head_in_float_and_change_the_group(tiny_model_dir):
+    loaded = load_folder(tiny_model_dir, "cpu", "int4", weight_format=WeightFormat("int4", group=32, head=False))
+    assert isinstance(loaded.model.lm_head, Linear) and loaded.model.lm_head.weight.dtype == loaded.dtype
+    assert loaded.model.h[0].in_proj.group == 32
 
 
 def test_the_int4_model_computes_what_its_dequantized_weights_say(tiny_model_dir, tiny_loaded, monkeypatch):
@@ -123,7 +122,7 @@ def test_the_int4_model_computes_what_its_dequantized_weights_say(tiny_model_dir
     monkeypatch.setattr(device_module, "cpu_has_fast_bf16", lambda: False)
     int4 = load_folder(tiny_model_dir, "cpu", "int4")
     reference = load_folder(tiny_model_dir, "cpu", "float32").model
-    for linear in reference.projections(head=False):
+    for linear in reference.projections():  # the head too
         weight = linear.weight.to_dense() if linear.weight.layout == torch._mkldnn else linear.weight
         linear.weight = torch.nn.Parameter(dequantize_int4(*quantize_groupwise(weight, 64)), requires_grad=False)
     ids = torch.tensor([tiny_loaded.tokenizer.encode(PROMPT)])
@@ -193,7 +192,7 @@ def test_the_loaded_model_names_its_kernels_and_the_cpu(int4_loaded):
 
     line = int4_loaded.kernels
     assert "int4 in groups of 64 through _weight_int4pack_mm_for_cpu" in line
-    assert "head: bfloat16" in line or "head: float32" in line
+    assert "head: int4 in groups of 64" in line
     assert cpu_info()[0] in line
 
 

@@ -8,8 +8,11 @@ native, else fp32; bf16 on CUDA): torch.ops.aten._weight_int4pack_mm_for_cpu on 
 torch.ops.aten._weight_int4pack_mm on CUDA (gpt-fast's int4 path), the weights packed once into each kernel's
 layout (the only copy), the bias added after in the activation type.
 
-The embedding, the norms and the KV cache are as in every other dtype; the head (lm_head) is kept in the float
-type by default (QUANTIZE_HEAD_INT4, measured in the README's int4 section).
+The embedding, the norms and the KV cache are as in every other dtype. The head (lm_head, unless tied) is quantized
+too (QUANTIZE_HEAD_INT4): measured on the CodeGen-350M shape (random weights, 256 positions), it moves the mean
+|logit error| from 0.196 to 0.209 logit std with top-1 agreement (48.8% vs 49.2%) and greedy agreement (33% vs
+34%) unchanged, while a float head is 40% of an int4 decode step's bytes (a decode step 29.7 -> 19.2 ms, a
+256-token prefill 2.45 -> 1.30 s in one process, alternating) and 0.3 GB of a 6B model's memory.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ INT4_LEVELS = 15  # q in [0, 15]
 INT4_OFFSET = 8  # the kernels' w = (q - 8) * scale + zero
 GROUP_SIZES = (32, 64, 128)  # what the CPU kernel supports (and 256) and we measured
 DEFAULT_GROUP = 64
-QUANTIZE_HEAD_INT4 = False
+QUANTIZE_HEAD_INT4 = True
 CUDA_INNER_K_TILES = 8  # gpt-fast's choice
 CUDA_MIN_COLUMNS = CUDA_INNER_K_TILES * 16  # K must be a multiple of this on CUDA (a smaller matrix stays float)
 _CHUNK_ROWS = 1024  # rows quantized at a time: bounds the fp32 temporaries of a large matrix
