@@ -28,7 +28,6 @@ import random
 import re
 import shutil
 import statistics
-import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,14 @@ class Point:
     column: int  # the end of the line's indentation: the cursor
     target: str  # the rest of the line: what the model should write
     kind: str  # "cross-file" | "control"
+
+
+def dependencies_folder() -> Path:
+    """The site-packages holding this project's dependencies (pygls is one): not `purelib`, which in a virtual
+    environment made with --system-site-packages is the venv's own, nearly empty folder."""
+    import pygls
+
+    return Path(pygls.__file__).resolve().parent.parent
 
 
 def _defined_names(tree: ast.Module) -> set[str]:
@@ -472,7 +479,7 @@ def context_benchmark(args: argparse.Namespace) -> str:
 
     torch.set_num_threads(args.threads)  # the bundled model gains nothing from more; on shared cores OpenMP's
     # spinning threads made each completion ~20x slower (0.5 s -> 6-11 s with two threads, load 11 on 2 cores)
-    site = Path(args.site or sysconfig.get_paths()["purelib"])
+    site = Path(args.site) if args.site else dependencies_folder()
     points = build_points(site, args.points - args.points // 4, args.points // 4, seed=args.seed)
     harness = Harness(args.model, args.snippet_tokens, args.max_new_tokens)
     load = os.getloadavg()[0]

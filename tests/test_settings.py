@@ -103,7 +103,7 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         ("topP", 0, 0.95),
         ("topP", 1.5, 0.95),
         ("device", "tpu", "auto"),
-        ("dtype", "int4", "auto"),
+        ("dtype", "int3", "auto"),
         ("logLevel", "verbose", "info"),
         ("model", "", "Salesforce/codegen-350M-mono"),
         ("model", 350, "Salesforce/codegen-350M-mono"),

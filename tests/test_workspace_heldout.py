@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmarks.context import bootstrap, build_points, edit_similarity, identifier_f1, scores
+from benchmarks.context import bootstrap, build_points, dependencies_folder, edit_similarity, identifier_f1, scores
 
 PROJECT = {
     "models.py": (
@@ -53,9 +53,7 @@ def test_the_held_out_builder_is_deterministic_and_follows_the_cross_file_rule(t
 
 
 def test_the_real_held_out_set_is_reproducible(tmp_path: Path) -> None:
-    import sysconfig
-
-    site = Path(sysconfig.get_paths()["purelib"])
+    site = dependencies_folder()
     first = build_points(site, n_cross=30, n_control=10, seed=0)
     assert first == build_points(site, n_cross=30, n_control=10, seed=0)
     assert len(first) == 40 and {p.kind for p in first} == {"cross-file", "control"}
