@@ -20,6 +20,8 @@ KINDS = {
                "add_arguments", "remote_benchmark", True),
     "soak": ("memory over a long typing replay: what the server and worker keep per message", "soak",
              "add_arguments", "soak_benchmark", False),
+    "context": ("snippets from other files: held-out quality, cache and keystroke cost", "context",
+                "add_arguments", "context_benchmark", False),
 }  # fmt: skip
 
 
