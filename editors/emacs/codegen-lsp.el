@@ -110,7 +110,9 @@ branch."
   "The server's `dtype' setting.
 Weight type; `auto' is float16 on CUDA, on the CPU bfloat16 where it
 is native, else float32; `int8' (CPU only) stores weights in int8 for
-faster decoding."
+faster decoding; `int4' (CPU or CUDA) in 4 bits, groups of 64, for the
+largest models in the least memory (a small quality cost; prefill
+slower than bf16)."
   :type '(choice (const "auto") (const "float32") (const "float16") (const "bfloat16") (const "int8") (const "int4")))
 
 (defcustom codegen-lsp-cache-reuse t

@@ -66,7 +66,8 @@ class ModelSettings:
     dtype: str = setting(
         ModelSpec.dtype,
         "Weight type; `auto` is float16 on CUDA, on the CPU bfloat16 where it is native, else float32; `int8` "
-        "(CPU only) stores weights in int8 for faster decoding.",
+        "(CPU only) stores weights in int8 for faster decoding; `int4` (CPU or CUDA) in 4 bits, groups of 64, "
+        "for the largest models in the least memory (a small quality cost; prefill slower than bf16).",
         Choice(*DTYPE_CHOICES),
     )
     cache_reuse: bool = setting(
