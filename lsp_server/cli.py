@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import asdict
@@ -175,10 +176,20 @@ def _serve(args: argparse.Namespace) -> int:
                 print(f"codegen-lsp serve: error: cannot listen on 127.0.0.1:{args.port}: {why}", file=sys.stderr)
                 return EXIT_USAGE
         if sys.stdin.isatty():  # typed in a terminal: say what it waits for instead of waiting silently
+            # Ctrl-C: a quiet exit, as a shell expects (128 + SIGINT). Not KeyboardInterrupt: raised between
+            # asyncio.run's creating the serving coroutine and its running it, it left "coroutine was never
+            # awaited" and a traceback from the loop's __del__ on the terminal. The worker, in the same process
+            # group, gets the same SIGINT and sees its pipe close.
+            signal.signal(signal.SIGINT, _exit_interrupted)
             print(TTY_NOTICE, file=sys.stderr, flush=True)
         return server.start_io()
-    except KeyboardInterrupt:  # Ctrl-C: a quiet exit, as a shell expects (128 + SIGINT)
+    except KeyboardInterrupt:  # Ctrl-C before the handler above was in place
         return EXIT_INTERRUPTED
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _bench(kind: str, args: list[str]) -> int:
