@@ -52,6 +52,20 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 120, **redirects: Any) -> subprocess.CompletedProcess[str]:
+    """`python -m codegen_lsp.lsp_server ARGS` with the tests' environment; output captured unless `redirects`
+    (stdout=..., stderr=...) say otherwise."""
+    output = redirects or {"capture_output": True}
+    return subprocess.run(
+        [sys.executable, "-m", "codegen_lsp.lsp_server", *args],
+        text=True,
+        env=server_env(),
+        cwd=cwd,
+        timeout=timeout,
+        **output,
+    )
+
+
 def tiny_settings(model_dir: Path, **overrides: Any) -> dict[str, Any]:
     settings = {
         "model": str(model_dir),

@@ -11,18 +11,11 @@ import pytest
 
 from codegen_lsp.inference.checkpoint.export_gptj import ExportError, export_gptj
 from codegen_lsp.inference.checkpoint.hub import BUNDLED
-from tests.lsp_client import REPO, server_env
+from tests.lsp_client import REPO, run_cli
 
 
 def export_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codegen_lsp.lsp_server", "export", *args],
-        text=True,
-        capture_output=True,
-        env=server_env(),
-        cwd=cwd,
-        timeout=120,
-    )
+    return run_cli("export", *args, cwd=cwd)
 
 
 def test_a_symlink_to_an_empty_folder_is_refused_before_the_write(tmp_path):

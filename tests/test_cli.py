@@ -5,28 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.lsp_client import REPO, server_env
+from tests.lsp_client import run_cli
 
 SOURCE = 'def greet(name):\n    message = "héllo 😀 " + \n    return message\n'
 LINE, CHARACTER = 1, len('    message = "héllo 😀 " + '.encode("utf-16-le")) // 2  # UTF-16 units, like LSP
 
 
-def run(*args: str, **redirects) -> subprocess.CompletedProcess[str]:
-    """`python -m lsp_server ARGS`, output captured unless `redirects` (stdout=..., stderr=...) say otherwise."""
-    output = redirects or {"capture_output": True}
-    return subprocess.run(
-        [sys.executable, "-m", "codegen_lsp.lsp_server", *args],
-        text=True,
-        env=server_env(),
-        cwd=REPO,
-        timeout=120,
-        **output,
-    )
+run = run_cli  # `python -m codegen_lsp.lsp_server ARGS`
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,16 @@ import json
 import re
 import socket
 import subprocess
-import sys
 
 import pytest
 
-from tests.lsp_client import REPO, server_env
+from tests.lsp_client import run_cli
 
 LEVELS = ("OK ", "WARN ", "FAIL ")
 
 
 def doctor(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "codegen_lsp.lsp_server", "doctor", *args],
-        capture_output=True,
-        text=True,
-        env=server_env(),
-        cwd=REPO,
-        timeout=timeout,
-    )
+    return run_cli("doctor", *args, timeout=timeout)
 
 
 def lines_by_topic(stdout: str) -> dict[str, list[str]]:

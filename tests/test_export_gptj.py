@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from codegen_lsp.inference.checkpoint.layout import expected_shapes
 from codegen_lsp.inference.checkpoint.loading import load_folder
 from codegen_lsp.inference.errors import ConfigError, ModelLoadError
 from codegen_lsp.tokenizer.codegen_tokenizer import bytes_to_unicode
-from tests.lsp_client import REPO, server_env
+from tests.lsp_client import run_cli
 
 TOLERANCE = 1e-4
 EOS = "<|endoftext|>"
@@ -379,14 +378,7 @@ def test_refuses_a_hub_id_offline(tmp_path):
 
 
 def export_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codegen_lsp.lsp_server", "export", *args],
-        text=True,
-        capture_output=True,
-        env=server_env(),
-        cwd=REPO,
-        timeout=120,
-    )
+    return run_cli("export", *args)
 
 
 def test_cli_exports_the_bundled_model_and_refuses_to_overwrite(tmp_path):
