@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import percentile
+from codegen_lsp.inference.protocol import ModelSpec
 
 __all__ = ["server_benchmark", "add_arguments"]
 
@@ -275,7 +276,7 @@ def _type_and_ask(connection: Connection, uri: str, text: str, at: int, char: st
 
 def _started(args: argparse.Namespace, model: str) -> Connection:
     settings = {"model": model, "device": args.device, "dtype": args.dtype, "maxNewTokens": args.max_new_tokens,
-                "debounceMs": 0, "logLevel": args.log_level}  # fmt: skip
+                "debounceMs": 0, "logLevel": args.log_level, "cacheSlots": args.cache_slots}  # fmt: skip
     connection = Connection([sys.executable, "-m", "codegen_lsp.lsp_server", "--stdio"], _env())
     connection.request("initialize", _initialize_params(settings))
     connection.notify("initialized", {})
@@ -315,9 +316,10 @@ def first_suggestion_latencies(args: argparse.Namespace, model: str) -> dict[str
 MULTI_FILES = ("argparse.py", "subprocess.py", "typing.py", "inspect.py", "pathlib.py")
 
 
-def several_documents_latencies(args: argparse.Namespace, model: str) -> dict[str, list[float]]:
-    """Five files open; each round, a keystroke (and its request) in each of four of them and then in the one
-    being typed in, without waiting in between: per-document answer times in ms."""
+def several_documents_latencies(args: argparse.Namespace, model: str, others_ask: bool) -> dict[str, list[float]]:
+    """Five files open; each round, a keystroke (and its request) in each of four of them (when `others_ask`;
+    else they stay open and quiet: the baseline) and then in the one being typed in, without waiting in between:
+    per-document answer times in ms."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     connection = _started(args, model)
     docs = []
@@ -334,7 +336,7 @@ def several_documents_latencies(args: argparse.Namespace, model: str) -> dict[st
             time.sleep(0.2)
         for _ in range(args.rounds):
             sent = {}
-            for doc in docs:  # the last one is the document being typed in: its request is the newest
+            for doc in docs if others_ask else docs[-1:]:  # the last is typed in: its request is the newest
                 doc["version"] += 1
                 char = doc["text"][doc["cursor"]]
                 request_id, at = _type_and_ask(connection, doc["uri"], doc["text"], doc["cursor"], char, doc["version"])
@@ -362,7 +364,8 @@ def server_benchmark(args: argparse.Namespace) -> str:
         ours, bare = startup_times(args.startup_repeats, bare_script)
     typing = keystroke_latencies(args, model)
     first = first_suggestion_latencies(args, model)
-    several = several_documents_latencies(args, model)
+    alone = several_documents_latencies(args, model, others_ask=False)[MULTI_FILES[-1]]
+    several = several_documents_latencies(args, model, others_ask=True)
     rows = [
         ("keystrokes typed (didChange + inlineCompletion, automatic)", f"{typing['keystrokes']}"),
         ("keystroke-to-answer p50", f"{typing['p50_ms']:.1f} ms"),
@@ -398,16 +401,21 @@ def server_benchmark(args: argparse.Namespace) -> str:
     table = ["| measure | value |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
     typed_in = MULTI_FILES[-1]
     multi = [
-        f"Five files open (prefilled), {args.rounds} rounds of one keystroke in each, sent together; the last is "
-        f"the one being typed in ({typed_in}): its request is the newest.",
+        f"Five files open (prefilled), cacheSlots {args.cache_slots}, {args.rounds} rounds of one keystroke in "
+        f"each, sent together; the last is the one being typed in ({typed_in}): its request is the newest. Alone: "
+        "the same five files open, keystrokes in the typed-in one only.",
         "",
         "| document | p50 (ms) | p95 (ms) |",
         "|---|---|---|",
+        f"| {typed_in}, alone | {percentile(alone, 0.5):.0f} | {percentile(alone, 0.95):.0f} |",
         *(
             f"| {name}{' (typed in)' if name == typed_in else ''} | {percentile(ms, 0.5):.0f} | "
             f"{percentile(ms, 0.95):.0f} |"
             for name, ms in several.items()
         ),
+        "",
+        f"The typed-in file among five: {percentile(several[typed_in], 0.5) / percentile(alone, 0.5):.2f}x its p50 "
+        f"alone, {percentile(several[typed_in], 0.95) / percentile(alone, 0.95):.2f}x its p95.",
     ]
     return "\n".join([header, "", *table, "", *multi])
 
@@ -423,6 +431,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--startup-repeats", type=int, default=5)
     parser.add_argument("--read-seconds", type=float, default=3.0, help="time between opening and typing")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of the five-document replay")
+    parser.add_argument(
+        "--cache-slots", type=int, default=ModelSpec.cache_slots, help="the server's cacheSlots setting"
+    )
     parser.add_argument("--log-level", default="warning", help="the server's logLevel (its stderr is dropped)")
     parser.add_argument(
         "--workdir",

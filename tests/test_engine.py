@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -384,6 +385,32 @@ def test_a_cancel_between_prefill_chunks_stops_at_once_and_keeps_what_was_comput
     assert result.timings.tokens_computed == 16
     again = ask(engine, SOURCE[:220], document="doc")
     assert again.timings.tokens_reused == 16  # the first chunk was kept
+
+
+def test_a_pause_inside_a_prefill_chunk_drops_that_chunk_only_and_the_resumed_request_is_exact(tiny_loaded):
+    engine = Engine(tiny_loaded)
+    engine.prefill_chunk = 16
+    blocks_between = tiny_loaded.config.n_layer - 1  # asked after every block but the last
+    asked = []
+
+    def paused() -> bool:
+        asked.append(True)
+        return len(asked) > blocks_between  # the first chunk runs through; the second stops after one block
+
+    result = engine.generate(CompletionRequest(1, "doc", SOURCE[:220], OPTIONS), paused=paused)
+    assert [c.stop_reason for c in result.candidates] == [StopReason.CANCELLED]
+    assert len(asked) == blocks_between + 1 and result.timings.tokens_computed == 16  # only whole chunks stay
+    resumed = ask(engine, SOURCE[:220], document="doc")
+    assert resumed.timings.tokens_reused == 16  # the half-computed chunk is computed again
+    assert resumed.candidates == ask(Engine(tiny_loaded, cache_reuse=False), SOURCE[:220]).candidates
+
+
+def test_the_model_asks_to_stop_between_blocks_never_after_the_last(tiny_loaded):
+    model, asked = tiny_loaded.model, []
+    ids = torch.tensor([[1, 2, 3]])
+    logits = model(ids, interrupted=lambda: asked.append(True) or False)
+    assert logits is not None and len(asked) == tiny_loaded.config.n_layer - 1
+    assert model(ids, interrupted=lambda: True) is None
 
 
 def test_a_prefill_only_request_fills_the_cache_for_the_first_keystroke(tiny_loaded):

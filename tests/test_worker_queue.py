@@ -64,6 +64,19 @@ def test_a_request_for_another_document_pauses_the_running_one_which_resumes_aft
     assert said.messages == []
 
 
+def test_only_a_request_for_another_document_stops_a_prefill_chunk_between_blocks() -> None:
+    q, _ = queue()
+    q.add(request(1, "a"))
+    running = q.next()
+    assert not running.paused()
+    q.add(request(2, "a"))  # the same document: the newcomer needs the chunk, which ends first
+    assert running.stop.is_set() and not running.paused()
+    q.finish(running, stopped=True)
+    running = q.next()
+    q.add(request(3, "b"))  # another document: the chunk is dropped at the next block
+    assert running.paused()
+
+
 def test_a_request_that_finished_before_the_pause_reached_it_is_answered() -> None:
     q, _ = queue()
     q.add(request(1, "a"))

@@ -15,6 +15,7 @@ The rotary dimensions of q and k are reordered from GPT-J's interleaved pairs (0
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -130,9 +131,16 @@ class CodeGen(nn.Module):
         return self.wte.weight.dtype
 
     def forward(
-        self, idx: Tensor, input_pos: Tensor | None = None, cache: KVCache | None = None, last_only: bool = False
-    ) -> Tensor:
-        """idx: (B, T) token ids at positions input_pos (T,), default 0..T-1. Returns logits (B, T or 1, V)."""
+        self,
+        idx: Tensor,
+        input_pos: Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+        interrupted: Callable[[], bool] | None = None,
+    ) -> Tensor | None:
+        """idx: (B, T) token ids at positions input_pos (T,), default 0..T-1. Returns logits (B, T or 1, V), or
+        None when `interrupted` (asked after each block) said stop: the cache then holds some blocks' keys and
+        values of input_pos but not all, and those positions must be computed again before they are read."""
         B, T = idx.shape
         if input_pos is None:
             input_pos = torch.arange(T, device=idx.device)
@@ -145,6 +153,8 @@ class CodeGen(nn.Module):
         x = self.drop(self.wte(idx))  # (B, T, E)
         for layer, block in enumerate(self.h):
             x = block(x, cos, sin, layer, cache, input_pos, mask, is_causal)
+            if interrupted is not None and layer + 1 < len(self.h) and interrupted():
+                return None
         if last_only:
             x = x[:, -1:]  # (B, 1, E)
         return self.lm_head(self.ln_f(x))  # (B, T or 1, V)

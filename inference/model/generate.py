@@ -14,11 +14,14 @@ from codegen_lsp.inference.protocol import StopReason
 
 
 @torch.inference_mode()
-def prefill(model: CodeGen, tokens: Tensor, start: int, cache: KVCache) -> Tensor:
-    """Run tokens (T,) at positions start..start+T-1 into the cache; logits of the last one, (V,) fp32."""
+def prefill(
+    model: CodeGen, tokens: Tensor, start: int, cache: KVCache, interrupted: Callable[[], bool] | None = None
+) -> Tensor | None:
+    """Run tokens (T,) at positions start..start+T-1 into the cache; logits of the last one, (V,) fp32. None when
+    `interrupted` (asked between blocks) said stop: positions start.. are then not usable."""
     input_pos = torch.arange(start, start + tokens.numel(), device=tokens.device)  # (T,)
-    logits = model(tokens[None], input_pos, cache, last_only=True)  # (1, 1, V)
-    return logits[0, -1].float()
+    logits = model(tokens[None], input_pos, cache, last_only=True, interrupted=interrupted)  # (1, 1, V)
+    return None if logits is None else logits[0, -1].float()
 
 
 @torch.inference_mode()

@@ -137,22 +137,34 @@ class Engine:
             self._steps[id(cache)] = self._decode_step_factory(cache)
         return cache
 
-    def generate(self, request: CompletionRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
-        """The request's candidates, after computing what the document's cache lacks of the prompt's window."""
+    def generate(
+        self,
+        request: CompletionRequest,
+        cancelled: Callable[[], bool] | None = None,
+        paused: Callable[[], bool] | None = None,
+    ) -> CompletionResult:
+        """The request's candidates, after computing what the document's cache lacks of the prompt's window.
+        `cancelled` is asked between two prefill chunks and two decode steps; `paused` between two blocks of a
+        prefill chunk (a request of another document waits: the chunk is dropped and computed again later)."""
         t0 = time.perf_counter()
         budget = self.budget(request.options)
         prompt_ids, window_start = fit_window(
             request.prompt, self.tokenizer.encode_with_offsets, budget, self.window_chunk
         )
-        return self._run(request, prompt_ids, window_start, t0, cancelled, request.options)
+        return self._run(request, prompt_ids, window_start, t0, cancelled, paused, request.options)
 
-    def prefill(self, request: PrefillRequest, cancelled: Callable[[], bool] | None = None) -> CompletionResult:
+    def prefill(
+        self,
+        request: PrefillRequest,
+        cancelled: Callable[[], bool] | None = None,
+        paused: Callable[[], bool] | None = None,
+    ) -> CompletionResult:
         """Ahead of the first keystroke (the document was opened): its start, as far as the budget goes, which is
         the prefix of every prompt whose window starts at the top of the file. The cache is all it leaves."""
         t0 = time.perf_counter()
         budget = prompt_budget(request.context_tokens, 0, self.config.n_positions)
         prompt_ids = self.tokenizer.encode(request.prompt)[:budget]
-        return self._run(request, prompt_ids, 0, t0, cancelled, None)
+        return self._run(request, prompt_ids, 0, t0, cancelled, paused, None)
 
     def _run(
         self,
@@ -161,6 +173,7 @@ class Engine:
         window_start: int,
         t0: float,
         cancelled: Callable[[], bool] | None,
+        paused: Callable[[], bool] | None,
         options: GenerationOptions | None,
     ) -> CompletionResult:
         """Fill the document's slot with `prompt_ids`, then decode the candidates `options` asks for (none for a
@@ -170,7 +183,7 @@ class Engine:
         slot = self.slots.get(request.document)
         reused = common_prefix_length(slot.tokens, prompt_ids) if self.cache_reuse else 0
         reused = min(reused, len(prompt_ids) - 1)  # the last prompt token runs again: its logits start decoding
-        first_logits = self._fill(slot, prompt_ids, reused, cancelled)
+        first_logits = self._fill(slot, prompt_ids, reused, cancelled, paused)
         t2 = t3 = time.perf_counter()
         computed = len(slot.tokens) - reused
         passes = -(-computed // self.prefill_chunk)
@@ -194,16 +207,24 @@ class Engine:
         return CompletionResult(request.request_id, candidates, len(prompt_ids), window_start, timings)
 
     def _fill(
-        self, slot: Slot, prompt_ids: list[int], reused: int, cancelled: Callable[[], bool] | None
+        self,
+        slot: Slot,
+        prompt_ids: list[int],
+        reused: int,
+        cancelled: Callable[[], bool] | None,
+        paused: Callable[[], bool] | None,
     ) -> torch.Tensor | None:
         """Compute prompt_ids[reused:] into the slot's cache, in chunks; the last token's logits, or None when
-        `cancelled` said stop between two chunks (the chunks computed stay in the slot)."""
+        `cancelled` said stop between two chunks (the chunks computed stay in the slot) or `paused` inside one
+        (that chunk is dropped: its positions hold only some blocks' keys and values)."""
         device = self.loaded.device
         del slot.tokens[reused:]  # positions >= reused are about to be overwritten
         first_logits = None
         for begin in range(reused, len(prompt_ids), self.prefill_chunk):
             chunk = prompt_ids[begin : begin + self.prefill_chunk]
-            first_logits = prefill(self.model, torch.tensor(chunk, device=device), begin, slot.cache)
+            first_logits = prefill(self.model, torch.tensor(chunk, device=device), begin, slot.cache, paused)
+            if first_logits is None:
+                return None
             slot.tokens.extend(chunk)
             if cancelled is not None and begin + len(chunk) < len(prompt_ids) and cancelled():
                 return None

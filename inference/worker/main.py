@@ -61,6 +61,11 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
     preempted: bool = False
 
+    def paused(self) -> bool:
+        """Asked between the model's blocks in a prefill chunk: stop there only for a request of another document
+        (a newer request of this document needs the chunk too, so the chunk ends first)."""
+        return self.preempted and self.stop.is_set()
+
     @property
     def idle(self) -> bool:
         """Prefill ahead of the first keystroke: done only when nothing else waits."""
@@ -71,9 +76,11 @@ class RequestQueue:
     """Which request runs next: the newest one, so that the document being typed in never waits behind another.
 
     A newer request for a document supersedes that document's older ones (answered RequestCancelled). A request
-    for another document preempts the running one: it stops at its next step (or between two prefill chunks)
-    and goes back to the queue, right behind the newcomer; the KV cache keeps what it computed, so resuming
-    costs little. Idle work (prefill of an opened document) runs only when no request waits, and yields to any.
+    for another document preempts the running one: it stops at its next decode step (or between two blocks of a
+    prefill chunk, dropping that chunk) and goes back to the queue, right behind the newcomer; the KV cache keeps
+    the chunks it completed, so resuming costs little. Idle work (prefill of an opened document) runs only when no
+    request waits, and yields to any. A newer request of the same document lets the running prefill chunk end:
+    the newcomer needs it too.
     """
 
     def __init__(self, sender: Sender) -> None:
@@ -243,7 +250,7 @@ def serve_requests(engine, queue: RequestQueue, sender: Sender) -> None:
         try:
             if not stop.is_set():
                 run = engine.prefill if isinstance(request, PrefillRequest) else engine.generate
-                result = run(request, stop_now)
+                result = run(request, stop_now, job.paused)
                 stopped = result.candidates and result.candidates[0].stop_reason == StopReason.CANCELLED
                 answer = RequestCancelled(request.request_id) if stop.is_set() or stopped else result
         except torch.OutOfMemoryError as exc:
