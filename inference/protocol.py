@@ -30,7 +30,7 @@ class ModelSpec:
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # one of DTYPE_CHOICES
     cuda_graphs: bool = True  # capture the decode step on CUDA
-    cache_slots: int = 4  # one KV cache per document, LRU
+    cache_slots: int = 8  # one KV cache per document, LRU: five documents typed in by turns must not evict each other
     cache_reuse: bool = True  # reuse the longest common token prefix across requests
     prompt_lookup: bool = True  # speculative drafts copied from the prompt, verified: greedy output unchanged
 

@@ -43,7 +43,7 @@ DEFAULTS = {
     "contextSnippetTokens": 0,
     "truncateBeforePattern": list(DEFAULT_TRUNCATE_BEFORE_PATTERN),
     "cacheReuse": True,
-    "cacheSlots": 4,
+    "cacheSlots": 8,
     "cudaGraphs": True,
     "promptLookup": True,
     "logLevel": "info",
@@ -94,7 +94,7 @@ def test_every_setting_round_trips_through_the_wire() -> None:
         ("maxNewTokens", 64.5, 64),
         ("maxNewTokens", "64", 64),
         ("numCandidates", 9, 1),
-        ("cacheSlots", -1, 4),
+        ("cacheSlots", -1, 8),
         ("debounceMs", float("inf"), 25),
         ("contextTokens", [1536], 1536),
         ("temperature", float("nan"), 0.0),
@@ -236,7 +236,7 @@ def test_generation_options_carry_the_generation_settings_and_the_stop_rule() ->
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("model", "other"), ("revision", "v2"), ("device", "cpu"), ("dtype", "float16"), ("cacheSlots", 8),
+    [("model", "other"), ("revision", "v2"), ("device", "cpu"), ("dtype", "float16"), ("cacheSlots", 16),
      ("cacheReuse", False), ("cudaGraphs", False), ("promptLookup", False)],
 )  # fmt: skip
 def test_changing_what_the_worker_loads_needs_a_reload(key: str, value: object) -> None:

@@ -121,8 +121,12 @@ Reuse the key/value cache of the longest common token prefix with the
 previous request."
   :type 'boolean)
 
-(defcustom codegen-lsp-cache-slots 4
-  "Documents whose key/value cache is kept (least recently used goes)."
+(defcustom codegen-lsp-cache-slots 8
+  "The server's `cacheSlots' setting.
+Documents whose key/value cache is kept (least recently used goes;
+fewer when they would take more than half the memory free after
+loading).  Each holds about 2 x layers x positions x width values of
+the model's dtype (CodeGen-350M at a 1.5k-token window: 130 MB)."
   :type 'integer)
 
 (defcustom codegen-lsp-cuda-graphs t
