@@ -127,6 +127,8 @@ def _device_and_dtype(settings: Settings) -> list[Check]:
     from codegen_lsp.inference.model.device import (
         cpu_has_fast_bf16,
         cpu_has_vnni,
+        cpu_info,
+        dtype_advice,
         dtype_name,
         resolve_device,
         resolve_dtype,
@@ -172,6 +174,8 @@ def _device_and_dtype(settings: Settings) -> list[Check]:
         found.append(Check(Level.OK, "cpu", f"{cpu}, {os.cpu_count()} cores; {features}"))
         if quantized == "int8" and not vnni:
             found.append(Check(Level.WARN, "dtype", "int8 without VNNI: fbgemm's int8 products are slower here"))
+        if asked_dtype == "auto" and (advice := dtype_advice(cpu_info()[1])):
+            found.append(Check(Level.OK, "dtype advice", advice))
     return found
 
 

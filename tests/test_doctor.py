@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from codegen_lsp.inference.model.device import cpu_info, dtype_advice
 from tests.lsp_client import run_cli
 
 LEVELS = ("OK ", "WARN ", "FAIL ")
@@ -38,10 +39,26 @@ def test_the_bundled_model_is_usable_and_timed() -> None:
     assert topics["torch"][0].startswith("OK ") and "build" in topics["torch"][0]
     assert topics["device"] == ["OK cpu; the device setting"]
     assert topics["dtype"][0].startswith("OK auto -> ") and "auto: this CPU" in topics["dtype"][0]
+    advice = dtype_advice(cpu_info()[1])  # this CPU's: said by the doctor exactly where there is one
+    assert topics.get("dtype advice") == ([f"OK {advice}"] if advice else None)
     assert topics["model"][0].startswith("OK bundled: ")
     assert topics["load"][0].startswith("OK ") and "bundled" in topics["load"][0]
     (speed,) = topics["speed"]
     assert re.fullmatch(r"(OK|WARN) 16 tokens in \d+ ms: \d+\.\d tokens/s(; slow: .*)?", speed), speed
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        ({"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"}, "prefills about 1.9x slower"),
+        ({"avx512f", "avx512_bf16", "avx512_vnni"}, "set dtype int8"),
+        ({"avx2", "avx_vnni"}, None),  # no native bf16: nothing measured
+        (set(), None),
+    ],
+)
+def test_the_dtype_advice_follows_what_was_measured_on_each_cpu_family(flags, says) -> None:
+    advice = dtype_advice(flags)
+    assert advice is None if says is None else says in advice
 
 
 def test_a_missing_model_folder_is_not_usable_and_says_why(tmp_path) -> None:

@@ -58,6 +58,23 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
+def dtype_advice(flags: set[str]) -> str | None:
+    """What the measurements say about `dtype: auto` (bfloat16 on these CPUs) against int8 on a CPU with these
+    /proc/cpuinfo flags, or None where nothing was measured. `auto` stays a float type on every CPU: it is what
+    transformers computes, id for id; int8 is the user's choice (README, "When to use int8")."""
+    if "amx_bf16" in flags:
+        return (
+            "AMX: bfloat16 products run on AMX; int8 decodes about 1.4x faster but prefills about 1.9x slower "
+            "(measured on a Xeon Sapphire Rapids): keep auto unless decode speed is all that matters"
+        )
+    if "avx512_bf16" in flags and ("avx512_vnni" in flags or "avx_vnni" in flags):
+        return (
+            "VNNI without AMX: int8 decodes 1.8-2.0x faster than bfloat16 and prefills no slower (measured on an "
+            "AMD EPYC Zen 4); set dtype int8 if its small quality cost (held-out loss +0.0005 nats) is fine"
+        )
+    return None
+
+
 def resolve_device(device: str) -> torch.device:
     """ "auto": CUDA when a GPU is present, else the CPU."""
     if device not in DEVICES and not device.startswith("cuda:"):
