@@ -88,6 +88,19 @@ def test_packing_a_matrix_chunk_by_chunk_gives_the_bytes_of_packing_it_whole():
     assert torch.equal(packed, pack_int4(q)) and torch.equal(table, scales_and_zeros(scale, zero, torch.bfloat16))
 
 
+def test_a_wide_matrix_is_packed_in_fewer_rows_at_a_time_with_the_same_bytes(monkeypatch):
+    """Chunks are cut to about _CHUNK_ELEMENTS weights (a 6B out_proj's 20480 columns: 128 rows, not 1024), in
+    powers of two no smaller than the CPU kernel's block of 64 channels: the bytes are those of packing whole."""
+    assert [int4_module.chunk_rows(k) for k in (1024, 4096, 20480, 1 << 20)] == [1024, 1024, 128, 64]
+    monkeypatch.setattr(int4_module, "_CHUNK_ELEMENTS", 64 * 256)
+    assert int4_module.chunk_rows(256) == 64
+    torch.manual_seed(0)
+    weight = torch.randn(208, 256)  # three chunks of 64 rows and one of 16
+    packed, table = quantize_and_pack(weight, 64, torch.bfloat16)
+    q, scale, zero = quantize_groupwise(weight, 64)
+    assert torch.equal(packed, pack_int4(q)) and torch.equal(table, scales_and_zeros(scale, zero, torch.bfloat16))
+
+
 def test_int4_keeps_the_leading_dimensions():
     linear = Int4Linear.from_weight(torch.randn(32, 64), None, 32, torch.float32)
     assert linear(torch.randn(2, 5, 64)).shape == (2, 5, 32)

@@ -279,3 +279,51 @@ def test_a_float_load_keeps_each_matrix_it_reads(tiny_model_dir):
     loaded = load_folder(tiny_model_dir, "cpu", "float32")
     assert not any(p.is_meta for p in loaded.model.parameters())
     assert loaded.model.lm_head.bias.dtype == torch.float32
+
+
+def test_a_fused_matrix_read_by_blocks_is_the_matrix_built_whole(tiny_model_dir):
+    """Blocks of any size, straddling the [q | k | v] rows and fc_in's, concatenate to the fused matrix."""
+    from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+    from codegen_lsp.inference.checkpoint.layout import FusedWeight, converted_tensors
+    from codegen_lsp.inference.checkpoint.weights import open_weights
+
+    config = CodeGenConfig.from_file(tiny_model_dir / "config.json")
+    source = open_weights(tiny_model_dir)
+    fused = dict(converted_tensors(source.get, config, torch.bfloat16))
+    in_proj, out_proj = fused["h.0.in_proj.weight"], fused["h.0.out_proj.weight"]
+    assert isinstance(in_proj, FusedWeight) and in_proj.shape == (3 * config.n_embd + config.inner_dim, config.n_embd)
+    for matrix in (in_proj, out_proj):
+        whole = matrix.whole()
+        assert whole.shape == matrix.shape and whole.dtype == torch.bfloat16
+        for size in (1, 7, 128, 10_000):
+            blocks = list(matrix.blocks(size))
+            assert all(len(b) == size for b in blocks[:-1]) and torch.equal(torch.cat(blocks), whole)
+
+
+@pytest.mark.parametrize("kind", ["int8", "int4"])
+def test_quantizing_while_loading_gives_the_bytes_of_quantizing_the_float_model(tiny_model_dir, monkeypatch, kind):
+    """A fused matrix is quantized a block of rows at a time as its checkpoint tensors are read (128 rows here: a
+    block straddles the [q | k | v] rows and fc_in's), never built in float: bit for bit what quantizing the
+    float model's fused matrices gives."""
+    from codegen_lsp.inference.checkpoint.config import CodeGenConfig
+    from codegen_lsp.inference.checkpoint.loading import load_weights
+    from codegen_lsp.inference.model import int4 as int4_module
+    from codegen_lsp.inference.model import quantize as quantize_module
+    from codegen_lsp.inference.model.quantize import Int8Linear, WeightFormat, quantize_model
+
+    monkeypatch.setattr(int4_module, "_CHUNK_ROWS", 128)
+    monkeypatch.setattr(quantize_module, "_CHUNK_ROWS", 128)
+    config = CodeGenConfig.from_file(tiny_model_dir / "config.json")
+    assert 3 * config.n_embd % 128 != 0
+    cpu, form = torch.device("cpu"), WeightFormat(kind)
+    streamed = load_weights(tiny_model_dir, config, cpu, torch.bfloat16, quantized=form)
+    built = load_weights(tiny_model_dir, config, cpu, torch.bfloat16)
+    quantize_model(built, form, torch.bfloat16)
+    pairs = list(zip(streamed.projections(), built.projections(), strict=True))
+    assert len(pairs) == 2 * config.n_layer + 1
+    for ours, theirs in pairs:
+        assert type(ours) is type(theirs) and type(ours) is not torch.nn.Linear
+        buffers = dict(theirs.named_buffers())
+        assert {n: torch.equal(b, buffers[n]) for n, b in ours.named_buffers()} == dict.fromkeys(buffers, True)
+        if isinstance(ours, Int8Linear):
+            assert torch.equal(ours.int8_weight(), theirs.int8_weight())

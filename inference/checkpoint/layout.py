@@ -4,11 +4,17 @@ transformers' qkv_proj output (3E) is 4 groups (mp_num = 4), each [q | v | k] of
 group-major: head h lives in group h // (H / 4). Ours is [q | k | v] with heads in order, the rotary dims of q and
 k reordered from interleaved pairs to halves, and fc_in appended: in_proj = (3E + I, E). out_proj and fc_out
 become one (E, E + I) matrix. The mapping is a pure row/column permutation, so it is exact and invertible.
+
+While loading, the two fused matrices of a layer are handed out as FusedWeights, descriptions of the checkpoint
+tensors they are made of: a float model builds each once (whole), a quantized one reads it a block of rows at a
+time (blocks), so that the fused float matrix never exists (a 6B layer's in_proj is 235 MB in bfloat16, beside
+the float16 tensors it is made of).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -90,14 +96,70 @@ def qkv_row_order(config: CodeGenConfig) -> Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
+@dataclass(frozen=True)
+class Rows:
+    """`count` consecutive rows of a fused matrix: those of read()'s tensors (the checkpoint's, in its dtype, read
+    when the first of these rows is needed) side by side, picked by `order` (None: in their own order)."""
+
+    count: int
+    read: Callable[[], tuple[Tensor, ...]]
+    order: Tensor | None = None
+
+
+class FusedWeight:
+    """One of our fused matrices, (N, K) in `dtype`, described by the checkpoint tensors it is made of: `parts`
+    stacked along the rows. Each checkpoint tensor is read when its first row is needed and dropped after its last,
+    so that reading by blocks holds one part's source tensors and one block of converted rows."""
+
+    def __init__(self, parts: list[Rows], columns: int, dtype: torch.dtype) -> None:
+        self.parts, self.dtype = parts, dtype
+        self.shape = (sum(part.count for part in parts), columns)  # (N, K)
+
+    def blocks(self, size: int) -> Iterator[Tensor]:
+        """The matrix's rows, `size` at a time (the last block shorter): (size, K) tensors in `dtype`."""
+        pieces: list[Tensor] = []  # the rows of the block being assembled
+        have = 0
+        for part in self.parts:
+            sources = part.read()
+            start = 0
+            while start < part.count:
+                take = min(size - have, part.count - start)
+                index = slice(start, start + take) if part.order is None else part.order[start : start + take]
+                rows = [t[index].to(self.dtype) for t in sources]  # (take, K_t) each
+                pieces.append(rows[0] if len(rows) == 1 else torch.cat(rows, dim=1))  # (take, K)
+                del rows
+                start, have = start + take, have + take
+                if have == size:
+                    yield pieces[0] if len(pieces) == 1 else torch.cat(pieces)  # (size, K)
+                    pieces, have = [], 0
+            del sources
+        if pieces:
+            yield pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def whole(self, block: int = 1024) -> Tensor:
+        """The matrix itself, (N, K) in `dtype`, filled a block of rows at a time."""
+        out = None
+        start = 0
+        for rows in self.blocks(block):
+            if out is None:
+                out = torch.empty(self.shape, dtype=self.dtype, device=rows.device)
+            out[start : start + rows.shape[0]] = rows
+            start += rows.shape[0]
+        assert out is not None, "a fused matrix has rows"
+        return out
+
+
 def to_ours(
     get: Callable[[str], Tensor],
     config: CodeGenConfig,
     dtype: torch.dtype,
     on_layer: Callable[[int], None] | None = None,
 ) -> dict[str, Tensor]:
-    """Our state dict from a checkpoint (converted_tensors, gathered)."""
-    return dict(converted_tensors(get, config, dtype, on_layer))
+    """Our state dict from a checkpoint (converted_tensors, gathered, the fused matrices built)."""
+    return {
+        key: value.whole() if isinstance(value, FusedWeight) else value
+        for key, value in converted_tensors(get, config, dtype, on_layer)
+    }
 
 
 def converted_tensors(
@@ -105,19 +167,26 @@ def converted_tensors(
     config: CodeGenConfig,
     dtype: torch.dtype,
     on_layer: Callable[[int], None] | None = None,
-) -> Iterator[tuple[str, Tensor]]:
+) -> Iterator[tuple[str, Tensor | FusedWeight]]:
     """Our state dict's (key, tensor) pairs from a checkpoint, layer by layer; `get(key)` returns one checkpoint
     tensor (read lazily, one at a time), so a consumer that keeps (or quantizes) each tensor as it arrives holds
-    at most one layer's temporaries beside the model. on_layer(i) follows each layer."""
+    at most one layer's temporaries beside the model. The fused matrices (in_proj, out_proj) come as FusedWeights,
+    read when the consumer reads them. on_layer(i) follows each layer."""
     shapes = expected_shapes(config)
 
-    def tensor(key: str) -> Tensor:
+    def checked(key: str) -> Tensor:
         t = get(key)
         if tuple(t.shape) != shapes[key]:
             raise ModelLoadError(f"{key}: expected shape {shapes[key]}, the checkpoint has {tuple(t.shape)}")
         if not t.is_floating_point():
             raise ModelLoadError(f"{key}: expected floating-point weights, the checkpoint has {t.dtype}")
-        return t.to(dtype)
+        return t
+
+    def tensor(key: str) -> Tensor:
+        return checked(key).to(dtype)
+
+    def reader(*keys: str) -> Callable[[], tuple[Tensor, ...]]:
+        return lambda: tuple(checked(key) for key in keys)
 
     order = qkv_row_order(config)
     wte = tensor("transformer.wte.weight")
@@ -128,15 +197,14 @@ def converted_tensors(
     # A tied head is the embedding itself: the same tensor, assigned to both.
     yield "lm_head.weight", wte if config.tie_word_embeddings else tensor("lm_head.weight")
     del wte
+    E, I = config.n_embd, config.inner_dim  # noqa: E741
     for i in range(config.n_layer):
         p = f"transformer.h.{i}."
-        qkv = tensor(p + "attn.qkv_proj.weight")[order]  # (3E, E)
-        yield f"h.{i}.in_proj.weight", torch.cat((qkv, tensor(p + "mlp.fc_in.weight")))  # (3E + I, E)
-        del qkv
+        qkv, fc_in = Rows(3 * E, reader(p + "attn.qkv_proj.weight"), order), Rows(I, reader(p + "mlp.fc_in.weight"))
+        yield f"h.{i}.in_proj.weight", FusedWeight([qkv, fc_in], E, dtype)  # (3E + I, E): [q | k | v] rows, fc_in
         yield f"h.{i}.fc_in_bias", tensor(p + "mlp.fc_in.bias")
-        out = (tensor(p + "attn.out_proj.weight"), tensor(p + "mlp.fc_out.weight"))
-        yield f"h.{i}.out_proj.weight", torch.cat(out, dim=1)  # (E, E + I)
-        del out
+        out = Rows(E, reader(p + "attn.out_proj.weight", p + "mlp.fc_out.weight"))
+        yield f"h.{i}.out_proj.weight", FusedWeight([out], E + I, dtype)  # (E, E + I): out_proj | fc_out
         yield f"h.{i}.out_proj.bias", tensor(p + "mlp.fc_out.bias")
         yield f"h.{i}.ln_1.weight", tensor(p + "ln_1.weight")
         yield f"h.{i}.ln_1.bias", tensor(p + "ln_1.bias")

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from codegen_lsp.inference.checkpoint.config import CodeGenConfig
 from codegen_lsp.inference.checkpoint.hub import BUNDLED, DEFAULT_MODEL, Progress, looks_like_path, resolve_model_folder
-from codegen_lsp.inference.checkpoint.layout import check_keys, converted_tensors
+from codegen_lsp.inference.checkpoint.layout import FusedWeight, check_keys, converted_tensors
 from codegen_lsp.inference.checkpoint.weights import open_weights
 from codegen_lsp.inference.errors import ModelLoadError
 from codegen_lsp.inference.model.codegen import CodeGen, rotary_tables
@@ -61,7 +61,9 @@ def load_weights(
 ) -> CodeGen:
     """Build the model on the meta device and give it the checkpoint's tensors as they are read, one at a time:
     one copy of the weights in memory. Quantized weights are quantized as each matrix arrives, so the float
-    model never exists: peak memory is the quantized model plus one layer's float tensors."""
+    model never exists; on the CPU a fused matrix is quantized a block of rows at a time as its checkpoint
+    tensors are read, so the fused float matrix never exists either: peak memory is the quantized model plus
+    the float16 tensors of one of a layer's matrices."""
     with torch.device("meta"):
         model = CodeGen(config)
 
@@ -79,7 +81,9 @@ def load_weights(
         else {name for name, m in model.named_modules() if m in model.projections(form.quantizes_head)}
     )
 
-    def quantize(weight: Tensor, bias: Tensor | None) -> nn.Module | None:
+    def quantize(weight: Tensor | FusedWeight, bias: Tensor | None) -> nn.Module | None:
+        if isinstance(weight, FusedWeight) and device.type != "cpu":
+            weight = weight.whole()  # the CUDA kernels' layout is packed from the whole matrix
         return quantized_projection(weight, bias, form, dtype)
 
     assign_as_they_arrive(model, tensors, targets, quantize)
@@ -94,16 +98,16 @@ def load_weights(
 
 def assign_as_they_arrive(
     model: nn.Module,
-    tensors: Iterable[tuple[str, Tensor]],
+    tensors: Iterable[tuple[str, Tensor | FusedWeight]],
     targets: set[str],
-    quantize: Callable[[Tensor, Tensor | None], nn.Module | None],
+    quantize: Callable[[Tensor | FusedWeight, Tensor | None], nn.Module | None],
 ) -> None:
     """Give each module of a meta-device `model` its tensors from the (key, tensor) stream: once a module has all
     of its parameters, a module named in `targets` is replaced by quantize(weight, bias) (unless that is None)
-    and the float tensors dropped; any other module takes them as its parameters. A tensor that arrives twice
-    (a tied head is the embedding) stays one parameter."""
+    and the float tensors dropped; any other module takes them as its parameters (a fused matrix built then).
+    A tensor that arrives twice (a tied head is the embedding) stays one parameter."""
     modules = dict(model.named_modules())
-    pending: dict[str, dict[str, Tensor]] = {}
+    pending: dict[str, dict[str, Tensor | FusedWeight]] = {}
     parameters: dict[int, tuple[Tensor, nn.Parameter]] = {}  # id(tensor) -> (it, kept alive; its parameter)
     for key, tensor in tensors:
         owner, _, name = key.rpartition(".")
@@ -121,6 +125,7 @@ def assign_as_they_arrive(
             release_freed_memory()
             continue
         for n, t in arrived.items():
+            t = t.whole() if isinstance(t, FusedWeight) else t
             if id(t) not in parameters:
                 parameters[id(t)] = (t, nn.Parameter(t, requires_grad=False))
             setattr(module, n, parameters[id(t)][1])

@@ -17,6 +17,9 @@ process, alternating, on a quiet machine) and 0.3 GB of a 6B model's memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 import torch
 from torch import Tensor, nn
 
@@ -27,7 +30,35 @@ DEFAULT_GROUP = 64
 QUANTIZE_HEAD_INT4 = True
 CUDA_INNER_K_TILES = 8  # gpt-fast's choice
 CUDA_MIN_COLUMNS = CUDA_INNER_K_TILES * 16  # K must be a multiple of this on CUDA (a smaller matrix stays float)
-_CHUNK_ROWS = 1024  # rows quantized at a time: bounds the fp32 temporaries of a large matrix
+_CHUNK_ROWS = 1024  # at most this many rows quantized at a time (a power of two)...
+_CHUNK_ELEMENTS = 1024 * 4096  # ...and about this many weights: bounds the fp32 temporaries (16 MB each)
+_MIN_CHUNK_ROWS = 64  # the CPU kernel's block of channels with AVX512 (a multiple of the smaller ones elsewhere)
+
+
+class RowBlocks(Protocol):
+    """A matrix (N, K) read a block of rows at a time, never whole: a fused matrix while it is loaded
+    (checkpoint/layout.py's FusedWeight), so that quantizing it never holds the whole float matrix."""
+
+    shape: tuple[int, int]
+
+    def blocks(self, size: int) -> Iterator[Tensor]:
+        """The rows, `size` at a time (the last block shorter): (size, K) each."""
+        ...
+
+
+def row_blocks(weight: Tensor | RowBlocks, size: int) -> Iterator[Tensor]:
+    """A weight's rows `size` at a time, whether it is a tensor or read by blocks."""
+    return iter(weight.detach().split(size)) if isinstance(weight, Tensor) else weight.blocks(size)
+
+
+def chunk_rows(columns: int) -> int:
+    """Rows quantized at a time in a matrix of `columns` columns: _CHUNK_ROWS halved while the chunk holds more
+    than _CHUNK_ELEMENTS weights, never below _MIN_CHUNK_ROWS (a 6B layer's out_proj, 20480 columns: 128 rows,
+    where 1024 took 250 MB of temporaries)."""
+    rows = _CHUNK_ROWS
+    while rows > _MIN_CHUNK_ROWS and rows * columns > _CHUNK_ELEMENTS:
+        rows //= 2
+    return rows
 
 
 def group_for(in_features: int, group: int) -> int | None:
@@ -48,14 +79,15 @@ def quantize_groupwise(weight: Tensor, group: int) -> tuple[Tensor, Tensor, Tens
     q = torch.empty(N, K, dtype=torch.int32, device=weight.device)
     scale = torch.empty(N, G, dtype=torch.float32, device=weight.device)
     zero = torch.empty(N, G, dtype=torch.float32, device=weight.device)
-    for start in range(0, N, _CHUNK_ROWS):
-        rows = weight[start : start + _CHUNK_ROWS].to(torch.float32, copy=True).view(-1, G, group)  # (n, G, group)
+    chunk = chunk_rows(K)
+    for start in range(0, N, chunk):
+        rows = weight[start : start + chunk].to(torch.float32, copy=True).view(-1, G, group)  # (n, G, group)
         low, high = rows.amin(dim=-1, keepdim=True), rows.amax(dim=-1, keepdim=True)  # (n, G, 1) each
         step = ((high - low) / INT4_LEVELS).clamp_(min=torch.finfo(torch.float32).tiny)  # (n, G, 1)
         levels = rows.sub_(low).div_(step).round_().clamp_(0, INT4_LEVELS)  # (n, G, group), in place on rows
-        q[start : start + _CHUNK_ROWS] = levels.view(-1, K)
-        scale[start : start + _CHUNK_ROWS] = step.squeeze(-1)
-        zero[start : start + _CHUNK_ROWS] = (low + INT4_OFFSET * step).squeeze(-1)
+        q[start : start + chunk] = levels.view(-1, K)
+        scale[start : start + chunk] = step.squeeze(-1)
+        zero[start : start + chunk] = (low + INT4_OFFSET * step).squeeze(-1)
     return q, scale, zero
 
 
@@ -95,22 +127,24 @@ def pack_int4(q: Tensor) -> Tensor:
     return torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)  # (N, K / 2) uint8
 
 
-def quantize_and_pack(weight: Tensor, group: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def quantize_and_pack(weight: Tensor | RowBlocks, group: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """weight (N, K) float -> (the kernel's packed int4 weight, its (G, N, 2) group table in `dtype`). On the CPU
-    _CHUNK_ROWS output channels at a time: the CPU layout keeps each block of channels (64 with AVX512, fewer
-    elsewhere: any divisor of _CHUNK_ROWS) in its own rows, so packing chunks gives the bytes packing the whole
+    chunk_rows(K) output channels at a time: the CPU layout keeps each block of channels (64 with AVX512, fewer
+    elsewhere: any divisor of the chunk) in its own rows, so packing chunks gives the bytes packing the whole
     matrix gives (tests/test_int4.py checks it), and the int32 levels never exist for the whole matrix (a 6B
-    layer's in_proj would take 470 MB of them)."""
+    layer's in_proj would take 470 MB of them), nor, for a matrix read by blocks, the float matrix."""
     N, K = weight.shape
-    if weight.device.type == "cuda":
-        q, scale, zero = quantize_groupwise(weight, group)
+    if isinstance(weight, Tensor) and weight.device.type == "cuda":
+        q, scale, zero = quantize_groupwise(weight.detach(), group)
         return pack_int4(q), scales_and_zeros(scale, zero, dtype)
     packed = torch.empty(N, K // 2, dtype=torch.uint8)
     table = torch.empty(K // group, N, 2, dtype=dtype)
-    for start in range(0, N, _CHUNK_ROWS):
-        q, scale, zero = quantize_groupwise(weight[start : start + _CHUNK_ROWS], group)
-        packed[start : start + _CHUNK_ROWS] = pack_int4(q)
-        table[:, start : start + _CHUNK_ROWS] = scales_and_zeros(scale, zero, dtype)
+    chunk = chunk_rows(K)
+    for start, rows in zip(range(0, N, chunk), row_blocks(weight, chunk), strict=True):
+        q, scale, zero = quantize_groupwise(rows, group)  # (n, K) levels, (n, G) scale and zero
+        packed[start : start + chunk] = pack_int4(q)
+        table[:, start : start + chunk] = scales_and_zeros(scale, zero, dtype)
+        del rows, q, scale, zero
     return packed, table
 
 
@@ -135,8 +169,8 @@ class Int4Linear(nn.Module):
         return cls(pack_int4(q), scales_and_zeros(scale, zero, dtype), bias, group, q.shape[1])
 
     @classmethod
-    def from_weight(cls, weight: Tensor, bias: Tensor | None, group: int, dtype: torch.dtype) -> Int4Linear:
-        packed, table = quantize_and_pack(weight.detach(), group, dtype)
+    def from_weight(cls, weight: Tensor | RowBlocks, bias: Tensor | None, group: int, dtype: torch.dtype) -> Int4Linear:
+        packed, table = quantize_and_pack(weight, group, dtype)
         return cls(packed, table, bias, group, weight.shape[1])
 
     @property
