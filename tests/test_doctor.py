@@ -50,7 +50,7 @@ def test_the_bundled_model_is_usable_and_timed() -> None:
 @pytest.mark.parametrize(
     "flags, says",
     [
-        ({"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"}, "prefills about 1.9x slower"),
+        ({"avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"}, "prefills ~1.9x slower"),
         ({"avx512f", "avx512_bf16", "avx512_vnni"}, "set dtype int8"),
         ({"avx2", "avx_vnni"}, None),  # no native bf16: nothing measured
         (set(), None),
@@ -58,7 +58,7 @@ def test_the_bundled_model_is_usable_and_timed() -> None:
 )
 def test_the_dtype_advice_follows_what_was_measured_on_each_cpu_family(flags, says) -> None:
     advice = dtype_advice(flags)
-    assert advice is None if says is None else says in advice
+    assert advice is None if says is None else says in advice and len(advice) < 80  # one line of a window
 
 
 def test_a_missing_model_folder_is_not_usable_and_says_why(tmp_path) -> None:
