@@ -378,9 +378,22 @@ def _emacs_toggle_off_asks_nothing_then_on(screen: TmuxScreen, emacs: Emacs) -> 
     below = lambda: screen.lines()[screen.cursor()[0] + 1].strip()  # noqa: E731 - the file ends at the cursor's line
     screen.wait(lambda: _ghost_after_cursor(screen) or below() != "", "the ghost text on the screen")
     assert _inline_requests_in(emacs.events())[0] > before[0]
-    screen.keys("C-g")
-    _wait(lambda: ghost() == "" and not _ghost_after_cursor(screen) and below() == "", "C-g to dismiss the ghost text",
-          show=screen.text)  # fmt: skip
+    dismissed = lambda: ghost() == "" and not _ghost_after_cursor(screen) and below() == ""  # noqa: E731
+    _emacs_quit_until(screen, dismissed, "C-g to dismiss the ghost text")
+
+
+def _emacs_quit_until(screen: TmuxScreen, condition: Callable[[], bool], what: str, presses: int = 3) -> None:
+    """C-g until `condition` holds. A C-g that reaches Emacs while it is busy (here: still serving the emacsclient
+    call that read Eglot's events, under a loaded CPU) quits what it is doing instead of running the command
+    bound to it, as it would for a person, who presses it again."""
+    for press in range(presses):
+        screen.keys("C-g")
+        try:
+            _wait(condition, what, timeout_s=10)
+            return
+        except AssertionError:
+            if press == presses - 1:
+                raise AssertionError(f"{what}, pressed {presses} times: {screen.text()}") from None
 
 
 def _inline_requests_in(events: str) -> tuple[int, int]:

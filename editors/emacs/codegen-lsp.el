@@ -997,7 +997,11 @@ Everything before its \"serve\" is the program (a python -m ... too)."
                          (insert (if (eql (process-exit-status process) 0)
                                      "\nDoctor: usable (exit 0).\n"
                                    (format "\nDoctor: not usable (exit %s).\n"
-                                           (process-exit-status process))))))))))
+                                           (process-exit-status process))))))
+                     ;; All the findings and the verdict in sight, not only the lines the window had room for
+                     (when-let ((window (get-buffer-window (current-buffer) t)))
+                       (fit-window-to-buffer window)
+                       (set-window-start window (point-min)))))))
     (display-buffer buffer)
     buffer))
 
