@@ -49,6 +49,21 @@ def test_the_newest_request_runs_first() -> None:
     assert q.next().request.request_id == 1
 
 
+def test_newest_is_the_order_the_server_numbered_not_the_order_of_arrival() -> None:
+    """The server numbers requests as the keystrokes come; a large document's request is planned in a thread and
+    can reach the worker after a later one for a small file (seen in bench server's five-file replay)."""
+    q, _ = queue()
+    q.add(request(5, "typed-in"))
+    running = q.next()
+    q.add(request(4, "large"))  # asked before the running one: it waits, nothing is paused
+    q.add(request(3, "other"))
+    assert not running.stop.is_set()
+    q.finish(running, stopped=False)
+    assert q.next().request.request_id == 4  # then the newest of those that wait
+    q.finish(q._running, stopped=False)
+    assert q.next().request.request_id == 3
+
+
 def test_a_request_for_another_document_pauses_the_running_one_which_resumes_after_it() -> None:
     q, said = queue()
     q.add(request(1, "a"))

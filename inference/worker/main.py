@@ -75,18 +75,20 @@ class Job:
 class RequestQueue:
     """Which request runs next: the newest one, so that the document being typed in never waits behind another.
 
-    A newer request for a document supersedes that document's older ones (answered RequestCancelled). A request
-    for another document preempts the running one: it stops at its next decode step (or between two blocks of a
-    prefill chunk, dropping that chunk) and goes back to the queue, right behind the newcomer; the KV cache keeps
-    the chunks it completed, so resuming costs little. Idle work (prefill of an opened document) runs only when no
-    request waits, and yields to any. A newer request of the same document lets the running prefill chunk end:
-    the newcomer needs it too.
+    Newest means the largest request id: the server numbers requests in the order the keystrokes came, while
+    they may reach the worker in another (the server plans a large document's request in a thread, so a
+    request for a small file typed later can overtake it). A newer request for a document supersedes that
+    document's older ones (answered RequestCancelled). A newer request for another document preempts the running
+    one: it stops at its next decode step (or between two blocks of a prefill chunk, dropping that chunk) and goes
+    back to the queue; the KV cache keeps the chunks it completed, so resuming costs little. An older one waits.
+    Idle work (prefill of an opened document) runs only when no request waits, and yields to any. A newer request
+    of the same document lets the running prefill chunk end: the newcomer needs it too.
     """
 
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
         self._cond = threading.Condition()
-        self._waiting: list[Job] = []  # newest last; next() takes the newest
+        self._waiting: list[Job] = []  # next() takes the one with the largest request id
         self._idle: deque[Job] = deque()  # oldest first
         self._running: Job | None = None
         self._closed = False
@@ -102,7 +104,7 @@ class RequestQueue:
                 if running.request.document == request.document:
                     running.preempted = False  # superseded: it ends, answered RequestCancelled
                     running.stop.set()
-                elif not job.idle:
+                elif not job.idle and (running.idle or request.request_id > running.request.request_id):
                     running.preempted = True  # another document is typed in: pause this one
                     running.stop.set()
             (self._idle if job.idle else self._waiting).append(job)
@@ -129,7 +131,11 @@ class RequestQueue:
                 self._cond.wait()
             if self._closed:
                 return None
-            self._running = self._waiting.pop() if self._waiting else self._idle.popleft()
+            if self._waiting:
+                self._running = max(self._waiting, key=lambda job: job.request.request_id)
+                self._waiting.remove(self._running)
+            else:
+                self._running = self._idle.popleft()
             return self._running
 
     def finish(self, job: Job, stopped: bool) -> bool:
@@ -142,8 +148,8 @@ class RequestQueue:
             resumed = Job(job.request)
             if job.idle:
                 self._idle.appendleft(resumed)
-            else:  # right behind the newest request, which preempted it
-                self._waiting.insert(max(0, len(self._waiting) - 1), resumed)
+            else:  # it runs again when no newer request waits
+                self._waiting.append(resumed)
             self._cond.notify()
             return True
 
