@@ -66,7 +66,7 @@ def dtype_advice(flags: set[str]) -> str | None:
     if "amx_bf16" in flags:  # measured on a Xeon Sapphire Rapids
         return "keep auto (bf16 on AMX): int8 decodes ~1.4x faster but prefills ~1.9x slower"
     if "avx512_bf16" in flags and ("avx512_vnni" in flags or "avx_vnni" in flags):  # measured on an AMD EPYC Zen 4
-        return "int8 decodes ~1.9x faster than bf16 here, prefills no slower: set dtype int8"
+        return "int8 decodes ~2x faster than bf16 here, prefills about as fast: set dtype int8"
     return None
 
 
