@@ -10,7 +10,8 @@ caches, as in a real decode step. Prints the median microseconds of each product
 Candidates:
 - int8: our Int8Linear through fbgemm (dynamic per-token int8 activations, VNNI), the `dtype: int8` path;
 - int4:G / int4:G:fp32: our Int4Linear (torch's _weight_int4pack_mm_for_cpu), groups of G, bf16 (or fp32)
-  activations, the `dtype: int4` path at G = 64;
+  activations, the `dtype: int4` path at G = 64 (fp32 activations are cast to bf16 for the kernel: its fp32
+  path is a scalar loop, measured 31x slower before Int4Linear did so);
 - ort:G: onnxruntime's MatMulNBits (com.microsoft), 4-bit weights in groups of G with a 4-bit integer zero point,
   accuracy_level 4 (activations quantized to int8 per group, VNNI), one InferenceSession per matrix; ort:G:sym
   without zero points (symmetric). Needs `onnxruntime` and `onnx` importable (e.g. a scratch venv made with
