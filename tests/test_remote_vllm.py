@@ -32,18 +32,23 @@ SOURCE = (REPO / "examples" / "inventory.py").read_text()
 URI = "file:///tmp/codegen-lsp-tests/inventory.py"
 
 
-@pytest.fixture(scope="module")
-def vllm(tmp_path_factory):
+def serving_the_bundled_model(tmp_path_factory, name: str, **options):
+    """vLLM serving the bundled model's export (VllmServer `options`), until the module's tests are done."""
     python = vllm_python()
     if python is None:
         pytest.skip("CODEGEN_LSP_SKIP_VLLM=1")
-    folder = tmp_path_factory.mktemp("vllm")
-    server = VllmServer(python, export_bundled(folder / "export"), folder / "vllm.log")
+    folder = tmp_path_factory.mktemp(name)
+    server = VllmServer(python, export_bundled(folder / "export"), folder / "vllm.log", **options)
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def vllm(tmp_path_factory):
+    yield from serving_the_bundled_model(tmp_path_factory, "vllm")
 
 
 def settings(**extra):
@@ -294,16 +299,7 @@ async def test_a_lone_surrogate_in_the_document_is_completed_remotely(vllm) -> N
 @pytest.fixture(scope="module")
 def short_vllm(tmp_path_factory):
     """vLLM serving the same export with a --max-model-len of 256, half the model's context."""
-    python = vllm_python()
-    if python is None:
-        pytest.skip("CODEGEN_LSP_SKIP_VLLM=1")
-    folder = tmp_path_factory.mktemp("vllm-short")
-    server = VllmServer(python, export_bundled(folder / "export"), folder / "vllm.log", max_model_len=256)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+    yield from serving_the_bundled_model(tmp_path_factory, "vllm-short", max_model_len=256)
 
 
 async def test_a_server_with_a_shorter_max_model_len_gets_a_shorter_window_of_token_ids(short_vllm):
